@@ -1,0 +1,41 @@
+"""driftstats: audit experiments run on LLM-simulated users.
+
+Negative-control drift tests, equivalence and power, persona fidelity, effect
+estimation, corrections (NCO difference-in-differences, proximal 2SLS, categorical
+proximal) and empirical calibration, on a validated simulation log.
+
+Heavy layers (plots, report, Bayesian models) load lazily; the top-level names below
+are resolved on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from driftstats._version import __version__
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # log
+    "read_log": "driftstats.log",
+    "SimLog": "driftstats.log",
+    # errors live in driftstats.errors (imported eagerly: they are tiny)
+}
+
+__all__ = ["__version__", "errors", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if name == "errors":
+            return importlib.import_module("driftstats.errors")
+        raise AttributeError(f"module 'driftstats' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,40 @@
+"""SQL quoting. Identifiers and literals that come from users are quoted, never formatted raw."""
+
+from __future__ import annotations
+
+from driftstats.log.schema import SqlType
+
+__all__ = ["cast_expr", "qi", "ql"]
+
+
+def qi(name: str) -> str:
+    """Quote an identifier for DuckDB (``"`` doubled inside)."""
+    if not isinstance(name, str):
+        raise TypeError(f"identifier must be str, got {type(name).__name__}")
+    if "\x00" in name:
+        raise ValueError("identifiers may not contain NUL characters")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ql(value: str) -> str:
+    """Quote a string literal (``'`` doubled inside). Used only where DuckDB takes no parameters."""
+    if "\x00" in value:
+        raise ValueError("literals may not contain NUL characters")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def cast_expr(col: str, sql: SqlType) -> str:
+    """A cast that yields NULL where the value does not fit ``sql`` exactly.
+
+    Integers must be whole numbers (DuckDB would round '2.5' to 3); booleans accept
+    true/false, t/f, 1/0, yes/no in any case.
+    """
+    c = qi(col)
+    if sql == "BIGINT":
+        return (
+            f"(CASE WHEN TRY_CAST({c} AS DOUBLE) = TRY_CAST(TRY_CAST({c} AS DOUBLE) AS BIGINT) "
+            f"THEN TRY_CAST(TRY_CAST({c} AS DOUBLE) AS BIGINT) END)"
+        )
+    if sql == "VARCHAR":
+        return f"CAST({c} AS VARCHAR)"
+    return f"TRY_CAST({c} AS {sql})"

@@ -1,0 +1,534 @@
+"""Build the typed, validated log tables inside a DuckDB connection.
+
+Input: raw relations ``raw_answers`` (required) and optionally ``raw_items``,
+``raw_personas``, ``raw_arms``, each with a ``__row`` column (0-based source row).
+Output: typed tables ``answers``, ``items``, ``item_options``, ``personas``, ``arms``.
+
+Every check runs as SQL, so a frame and a 10-million-row Parquet file are validated
+by the same code. Each failure raises a named error that gives the column, the first
+offending rows and their count, what was expected, and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import duckdb
+
+from driftstats.errors import (
+    ColumnTypeError,
+    DuplicateKeyError,
+    EmptyArmError,
+    EmptyLogError,
+    InvalidValueError,
+    MissingColumnError,
+    SingleOptionItemError,
+    UnknownOptionError,
+    format_rows,
+)
+from driftstats.log._sql import cast_expr, qi
+from driftstats.log.schema import (
+    ANSWER_KEYS,
+    ANSWERS,
+    ARM_KINDS,
+    ARMS,
+    ITEMS,
+    MODES,
+    PERSONAS,
+    SCALES,
+    Field,
+)
+
+__all__ = ["build_tables"]
+
+ROLE_PATTERN = "^[a-z][a-z0-9_]*$"
+PROB_TOLERANCE = 1e-6
+ROW = "__row"
+
+
+def _columns(con: duckdb.DuckDBPyConnection, rel: str) -> list[str]:
+    return [r[0] for r in con.execute(f"DESCRIBE {qi(rel)}").fetchall()]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, rel: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()",
+            [rel],
+        ).fetchall()[0][0]
+        or con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND database_name = current_database()",
+            [rel],
+        ).fetchall()[0][0]
+    )
+
+
+def _offending(con: duckdb.DuckDBPyConnection, rel: str, where: str, params: Sequence[object] = ()) -> tuple[int, list[int]]:
+    """Count rows of ``rel`` matching ``where`` and return the first few source rows."""
+    n = con.execute(f"SELECT count(*) FROM {qi(rel)} WHERE {where}", list(params)).fetchall()[0][0]
+    if not n:
+        return 0, []
+    rows = [r[0] for r in con.execute(
+        f"SELECT {ROW} FROM {qi(rel)} WHERE {where} ORDER BY {ROW} LIMIT 5", list(params)
+    ).fetchall()]
+    return int(n), rows
+
+
+def _rows_text(n: int, rows: list[int]) -> str:
+    return format_rows(rows + [None] * (n - len(rows)), limit=5).replace(", None", "")
+
+
+# ------------------------------------------------------------------------------ typing
+def _typed(
+    con: duckdb.DuckDBPyConnection,
+    raw: str,
+    fields: tuple[Field, ...],
+    target: str,
+    *,
+    table_label: str,
+    keep_extras: bool,
+) -> list[str]:
+    """Create ``target`` from ``raw`` with schema types; check required, types and NULLs."""
+    cols = _columns(con, raw)
+    present = [f for f in fields if f.name in cols]
+    missing = [f.name for f in fields if f.required and f.name not in cols]
+    if missing:
+        available = [c for c in cols if c != ROW]
+        raise MissingColumnError(
+            f"{table_label}: required column(s) {missing} are missing. Available columns: {available}. "
+            f"Fix: rename them, e.g. read_log(..., mapping={{'your_column': {missing[0]!r}}})."
+        )
+    checks = [f for f in present if f.sql != "VARCHAR"]
+    if checks:
+        exprs = ", ".join(
+            f"count(*) FILTER (WHERE {qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql)} IS NULL)"
+            for f in checks
+        )
+        counts = con.execute(f"SELECT {exprs} FROM {qi(raw)}").fetchall()[0]
+        for f, n in zip(checks, counts, strict=True):
+            if n:
+                where = f"{qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql)} IS NULL"
+                _, rows = _offending(con, raw, where)
+                examples = [r[0] for r in con.execute(
+                    f"SELECT DISTINCT CAST({qi(f.name)} AS VARCHAR) FROM {qi(raw)} WHERE {where} LIMIT 3"
+                ).fetchall()]
+                raise ColumnTypeError(
+                    f"{table_label}: column {f.name!r} must hold {f.sql} values; {_rows_text(int(n), rows)} "
+                    f"do not (e.g. {examples}). Fix: clean or recode the column before reading."
+                )
+    select = []
+    for f in fields:
+        if f.name in cols:
+            select.append(f"{cast_expr(f.name, f.sql)} AS {qi(f.name)}")
+        else:
+            select.append(f"CAST({f.default} AS {f.sql}) AS {qi(f.name)}")
+    names = {f.name for f in fields}
+    extras = [c for c in cols if c not in names and c != ROW] if keep_extras else []
+    select += [qi(c) for c in extras]
+    con.execute(f"CREATE OR REPLACE TABLE {qi(target)} AS SELECT {ROW}, {', '.join(select)} FROM {qi(raw)}")
+    for f in fields:
+        if not f.nullable:
+            n, rows = _offending(con, target, f"{qi(f.name)} IS NULL")
+            if n:
+                raise InvalidValueError(
+                    f"{table_label}: column {f.name!r} has missing values in {_rows_text(n, rows)}. "
+                    f"Expected: a value on every row. Fix: fill them or drop those rows before reading."
+                )
+    return extras
+
+
+def _check_values(con: duckdb.DuckDBPyConnection, rel: str, label: str, column: str, where: str, expected: str, fix: str) -> None:
+    n, rows = _offending(con, rel, where)
+    if n:
+        bad = [r[0] for r in con.execute(
+            f"SELECT DISTINCT CAST({qi(column)} AS VARCHAR) FROM {qi(rel)} WHERE {where} LIMIT 3"
+        ).fetchall()]
+        raise InvalidValueError(
+            f"{label}: column {column!r} has unexpected values in {_rows_text(n, rows)} (e.g. {bad}). "
+            f"Expected: {expected}. Fix: {fix}"
+        )
+
+
+def _check_unique(con: duckdb.DuckDBPyConnection, rel: str, label: str, keys: Sequence[str], fix: str) -> None:
+    k = ", ".join(qi(c) for c in keys)
+    dup = con.execute(
+        f"SELECT {k}, count(*) AS n, list({ROW} ORDER BY {ROW})[1:5] FROM {qi(rel)} GROUP BY ALL HAVING count(*) > 1 "
+        f"ORDER BY min({ROW}) LIMIT 3"
+    ).fetchall()
+    if dup:
+        total = con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {qi(rel)} GROUP BY {k} HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+        first = dup[0]
+        key_text = ", ".join(f"{c}={v!r}" for c, v in zip(keys, first[: len(keys)], strict=True))
+        raise DuplicateKeyError(
+            f"{label}: {total} key(s) ({', '.join(keys)}) occur on more than one row; first: {key_text} "
+            f"on rows {first[-1]}. Fix: {fix}"
+        )
+
+
+# ------------------------------------------------------------------------------ tables
+def _build_items(con: duckdb.DuckDBPyConnection, roles: Mapping[str, str], diagnostics: list[str]) -> None:
+    if _exists(con, "raw_items"):
+        _typed(con, "raw_items", ITEMS, "items", table_label="items", keep_extras=False)
+        _check_unique(con, "items", "items", ["item"], "each item must appear once in the items table.")
+    else:
+        # Infer items from the answers: options ordered by response_code when given,
+        # else numerically when every response is a number, else alphabetically.
+        con.execute(
+            f"""
+            CREATE OR REPLACE TABLE items AS
+            WITH r AS (
+                SELECT item, response, min(response_code) AS code,
+                       min(TRY_CAST(response AS DOUBLE)) AS num
+                FROM answers WHERE valid AND response IS NOT NULL GROUP BY item, response
+            ), o AS (
+                SELECT item,
+                       bool_and(code IS NOT NULL) AS coded,
+                       bool_and(num IS NOT NULL) AS numeric_all,
+                       count(*) AS k
+                FROM r GROUP BY item
+            ), it AS (SELECT DISTINCT item FROM answers),
+            agg AS (
+                SELECT it.item, any_value(o.coded) AS coded, any_value(o.numeric_all) AS numeric_all,
+                       any_value(o.k) AS k,
+                       list(r.response ORDER BY
+                            CASE WHEN o.coded THEN r.code END,
+                            CASE WHEN o.numeric_all THEN r.num END,
+                            r.response) FILTER (WHERE r.response IS NOT NULL) AS opts
+                FROM it LEFT JOIN o USING (item) LEFT JOIN r USING (item)
+                GROUP BY it.item
+            )
+            SELECT row_number() OVER (ORDER BY item) - 1 AS {ROW},
+                   item,
+                   CAST(NULL AS VARCHAR) AS text,
+                   CASE WHEN numeric_all AND NOT coded AND k > 12 THEN NULL
+                        ELSE to_json(coalesce(opts, []::VARCHAR[]))::VARCHAR END AS options,
+                   CASE WHEN numeric_all AND NOT coded AND k > 12 THEN 'numeric'
+                        WHEN coded THEN 'ordinal' ELSE 'nominal' END AS scale,
+                   'other' AS role,
+                   CAST(NULL AS VARCHAR) AS attribute
+            FROM agg
+            """
+        )
+        diagnostics.append(
+            "no items table: items inferred from the answers (options ordered by response_code when "
+            "given, else by value); pass items=... to declare texts, option order and scales"
+        )
+    # roles: answers.role (must agree per item) overrides the default; read_log(nco=..., ...) wins
+    conflict = con.execute(
+        "SELECT item, list(DISTINCT role) FROM answers WHERE role IS NOT NULL GROUP BY item "
+        "HAVING count(DISTINCT role) > 1 LIMIT 3"
+    ).fetchall()
+    if conflict:
+        raise InvalidValueError(
+            f"answers: column 'role' differs within an item, e.g. item {conflict[0][0]!r} has roles "
+            f"{conflict[0][1]}. Expected: one role per item. Fix: correct the role column or declare "
+            "roles with read_log(..., nco=[...], primary=[...])."
+        )
+    con.execute(
+        "UPDATE items SET role = a.role FROM (SELECT item, any_value(role) AS role FROM answers "
+        "WHERE role IS NOT NULL GROUP BY item) a WHERE items.item = a.item"
+    )
+    for item, role in roles.items():
+        con.execute("UPDATE items SET role = ? WHERE item = ?", [role, item])
+    missing_roles = sorted(set(roles) - {r[0] for r in con.execute("SELECT item FROM items").fetchall()})
+    if missing_roles:
+        known = sorted(r[0] for r in con.execute("SELECT item FROM items").fetchall())
+        raise InvalidValueError(
+            f"items named in a role argument are not in the log: {missing_roles}. Items: {known}. "
+            "Fix: check the spelling (after mapping)."
+        )
+    _check_values(con, "items", "items", "scale", f"scale NOT IN ({', '.join(repr(s) for s in SCALES)})",
+                  f"one of {list(SCALES)}", "recode the scale column.")
+    _check_values(con, "items", "items", "role", f"NOT regexp_full_match(role, '{ROLE_PATTERN}')",
+                  "a lowercase identifier such as primary, nco, fidelity, confounder",
+                  "recode the role column.")
+    _check_values(con, "items", "items", "options",
+                  "options IS NOT NULL AND (NOT json_valid(options) OR json_type(options) <> 'ARRAY')",
+                  'a JSON array of strings, e.g. ["Yes", "No"]', "write options as a JSON array.")
+    _check_values(con, "items", "items", "options",
+                  "options IS NULL AND scale <> 'numeric'", "options for ordinal and nominal items",
+                  "give the options in order, or set scale='numeric'.")
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE item_options AS
+        SELECT items.item, json_extract_string(e.value, '$') AS option, CAST(e.key AS BIGINT) AS pos,
+               e.type AS jtype
+        FROM items, json_each(items.options) AS e WHERE items.options IS NOT NULL
+        """
+    )
+    bad_type = con.execute("SELECT item FROM item_options WHERE jtype <> 'VARCHAR' LIMIT 1").fetchall()
+    if bad_type:
+        raise InvalidValueError(
+            f"items: options of item {bad_type[0][0]!r} are not all strings. Expected: a JSON array of "
+            'strings such as ["1", "2"]. Fix: quote the option labels.'
+        )
+    single = con.execute(
+        "SELECT i.item, count(o.option) FROM items i LEFT JOIN item_options o USING (item) "
+        "WHERE i.scale <> 'numeric' GROUP BY i.item HAVING count(DISTINCT o.option) < 2 ORDER BY i.item"
+    ).fetchall()
+    if single:
+        raise SingleOptionItemError(
+            f"items: {len(single)} categorical item(s) have fewer than two options, e.g. "
+            f"{single[0][0]!r} ({single[0][1]} option(s)). An item with one option cannot vary. "
+            "Fix: declare all options, or set scale='numeric' for numeric answers."
+        )
+    dup = con.execute(
+        "SELECT item, option FROM item_options GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
+    if dup:
+        raise InvalidValueError(
+            f"items: item {dup[0][0]!r} lists option {dup[0][1]!r} more than once. Expected: distinct "
+            "options. Fix: remove the repeated option."
+        )
+
+
+def _check_answers(con: duckdb.DuckDBPyConnection) -> None:
+    label = "answers"
+    _check_values(con, "answers", label, "iteration", "iteration < 0", "an integer >= 0", "renumber iterations from 0.")
+    _check_values(con, "answers", label, "replicate", "replicate < 0", "an integer >= 0", "renumber replicates from 0.")
+    _check_values(con, "answers", label, "mode", f"mode NOT IN ({', '.join(repr(m) for m in MODES)})",
+                  f"one of {list(MODES)}", "use 'sample' for sampled answers, 'dist' for option probabilities.")
+    _check_values(con, "answers", label, "role", f"role IS NOT NULL AND NOT regexp_full_match(role, '{ROLE_PATTERN}')",
+                  "a lowercase identifier such as primary, nco, fidelity, confounder", "recode the role column.")
+    _check_values(con, "answers", label, "response", "valid AND response IS NULL",
+                  "a response on every row with valid = true",
+                  "mark failed answers with valid = false (and an error text) instead of leaving them empty.")
+    _check_values(con, "answers", label, "prob", "mode = 'sample' AND prob IS NOT NULL",
+                  "NULL in mode 'sample'", "set mode = 'dist' for rows that carry option probabilities.")
+    _check_values(con, "answers", label, "prob",
+                  "mode = 'dist' AND valid AND (prob IS NULL OR prob < 0 OR prob > 1 OR isnan(prob))",
+                  "a probability in [0, 1] on every valid 'dist' row", "check the probabilities.")
+    unknown_items = _offending(con, "answers", "item NOT IN (SELECT item FROM items)")
+    if unknown_items[0]:
+        names = [r[0] for r in con.execute(
+            "SELECT DISTINCT item FROM answers WHERE item NOT IN (SELECT item FROM items) LIMIT 5").fetchall()]
+        raise InvalidValueError(
+            f"answers: column 'item' names items missing from the items table in "
+            f"{_rows_text(*unknown_items)} (e.g. {names}). Fix: add them to the items table."
+        )
+    # unknown options (categorical items): valid answers must be one of the options
+    where = (
+        "valid AND response IS NOT NULL AND item IN (SELECT item FROM items WHERE scale <> 'numeric') "
+        "AND (item, response) NOT IN (SELECT item, option FROM item_options)"
+    )
+    n, rows = _offending(con, "answers", where)
+    if n:
+        ex = con.execute(f"SELECT item, response FROM answers WHERE {where} ORDER BY {ROW} LIMIT 3").fetchall()
+        opts = con.execute(
+            "SELECT list(option ORDER BY pos) FROM item_options WHERE item = ?", [ex[0][0]]
+        ).fetchall()[0][0]
+        raise UnknownOptionError(
+            f"answers: column 'response' holds values that are not options of their item in "
+            f"{_rows_text(n, rows)}; e.g. item {ex[0][0]!r} answered {ex[0][1]!r}, options {opts}. "
+            "Fix: map the labels onto the options, or mark such answers valid = false with an error text."
+        )
+    where = (
+        "valid AND response IS NOT NULL AND item IN (SELECT item FROM items WHERE scale = 'numeric') "
+        "AND TRY_CAST(response AS DOUBLE) IS NULL"
+    )
+    n, rows = _offending(con, "answers", where)
+    if n:
+        raise UnknownOptionError(
+            f"answers: numeric items need numeric responses; {_rows_text(n, rows)} are not numbers. "
+            "Fix: mark them valid = false with an error text."
+        )
+    # response_code agrees with the option position (fill when NULL)
+    mism = _offending(
+        con, "answers",
+        "response_code IS NOT NULL AND valid AND EXISTS (SELECT 1 FROM item_options o WHERE o.item = answers.item "
+        "AND o.option = answers.response AND o.pos <> answers.response_code)",
+    )
+    if mism[0]:
+        raise InvalidValueError(
+            f"answers: column 'response_code' disagrees with the position of 'response' in the item's "
+            f"options in {_rows_text(*mism)}. Expected: the 0-based position. Fix: drop the column "
+            "(it is derived) or declare the options in the order the codes assume."
+        )
+
+
+def _derive_answers(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "UPDATE answers SET response_code = o.pos FROM item_options o "
+        "WHERE answers.response_code IS NULL AND o.item = answers.item AND o.option = answers.response"
+    )
+    con.execute(
+        "UPDATE answers SET response_value = TRY_CAST(response AS DOUBLE) "
+        "WHERE response_value IS NULL AND item IN (SELECT item FROM items WHERE scale = 'numeric')"
+    )
+    con.execute(
+        "UPDATE answers SET role = i.role FROM items i WHERE answers.role IS NULL AND i.item = answers.item"
+    )
+    # explicit role arguments win over the answers column
+    con.execute(
+        "UPDATE answers SET role = i.role FROM items i WHERE i.item = answers.item AND answers.role <> i.role"
+    )
+
+
+def _check_keys(con: duckdb.DuckDBPyConnection) -> None:
+    keys = list(ANSWER_KEYS)
+    k = ", ".join(qi(c) for c in keys)
+    dup = con.execute(
+        f"""SELECT {k}, count(*), list({ROW} ORDER BY {ROW})[1:5] FROM answers
+            GROUP BY {k}, CASE WHEN mode = 'dist' THEN response END HAVING count(*) > 1
+            ORDER BY min({ROW}) LIMIT 1"""
+    ).fetchall()
+    if dup:
+        total = con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM answers GROUP BY {k}, CASE WHEN mode = 'dist' THEN response END "
+            "HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+        key_text = ", ".join(f"{c}={v!r}" for c, v in zip(keys, dup[0][: len(keys)], strict=True))
+        raise DuplicateKeyError(
+            f"answers: {total} key(s) ({', '.join(keys)}; plus response in mode 'dist') occur on more than "
+            f"one row; first: {key_text} on rows {dup[0][-1]}. Fix: give repeated answers distinct "
+            "'replicate' numbers, or drop exact duplicates."
+        )
+    mixed = con.execute(
+        f"SELECT {k} FROM answers GROUP BY {k} HAVING count(DISTINCT mode) > 1 LIMIT 1"
+    ).fetchall()
+    if mixed:
+        raise InvalidValueError(
+            "answers: one answer key has rows in both modes 'sample' and 'dist'. Fix: give the "
+            "distribution rows their own 'replicate' number."
+        )
+    bad = con.execute(
+        f"""SELECT {k}, sum(prob) FROM answers WHERE mode = 'dist' AND valid GROUP BY {k}
+            HAVING abs(sum(prob) - 1) > {PROB_TOLERANCE} LIMIT 1"""
+    ).fetchall()
+    if bad:
+        n = con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM answers WHERE mode = 'dist' AND valid GROUP BY {k} "
+            f"HAVING abs(sum(prob) - 1) > {PROB_TOLERANCE})"
+        ).fetchall()[0][0]
+        raise InvalidValueError(
+            f"answers: probabilities of {n} distribution-mode answer(s) do not sum to 1 (tolerance "
+            f"{PROB_TOLERANCE}); first: unit_id={bad[0][4]!r}, item={bad[0][6]!r}, sum={bad[0][-1]:.6g}. "
+            "Fix: renormalise over the item's options."
+        )
+    two_arms = con.execute(
+        "SELECT unit_id, list(DISTINCT arm) FROM answers GROUP BY unit_id HAVING count(DISTINCT arm) > 1 LIMIT 1"
+    ).fetchall()
+    if two_arms:
+        raise InvalidValueError(
+            f"answers: unit_id {two_arms[0][0]!r} appears in several arms {two_arms[0][1]}. A unit is one "
+            "persona instance in one arm. Fix: give each (persona, arm) its own unit_id and link them "
+            "with persona_id."
+        )
+
+
+def _build_arms(con: duckdb.DuckDBPyConnection, diagnostics: list[str]) -> None:
+    if _exists(con, "raw_arms"):
+        _typed(con, "raw_arms", ARMS, "arms", table_label="arms", keep_extras=False)
+        _check_unique(con, "arms", "arms", ["arm"], "each arm must appear once in the arms table.")
+        _check_values(con, "arms", "arms", "kind", f"kind NOT IN ({', '.join(repr(k) for k in ARM_KINDS)})",
+                      f"one of {list(ARM_KINDS)}", "recode the kind column.")
+        empty = con.execute(
+            "SELECT arm FROM arms WHERE arm NOT IN (SELECT DISTINCT arm FROM answers) ORDER BY __row"
+        ).fetchall()
+        if empty:
+            counts = con.execute("SELECT arm, count(*) FROM answers GROUP BY arm ORDER BY arm").fetchall()
+            raise EmptyArmError(
+                f"arms: declared arm(s) {[r[0] for r in empty]} have no rows in the answers "
+                f"(rows per arm: {dict(counts)}). Fix: check the arm labels (after mapping), or drop "
+                "the arm from the arms table."
+            )
+        undeclared = _offending(con, "answers", "arm NOT IN (SELECT arm FROM arms)")
+        if undeclared[0]:
+            raise InvalidValueError(
+                f"answers: column 'arm' holds arms missing from the arms table in {_rows_text(*undeclared)}. "
+                "Fix: declare every arm."
+            )
+    else:
+        con.execute(
+            f"""CREATE OR REPLACE TABLE arms AS
+                SELECT row_number() OVER (ORDER BY arm) - 1 AS {ROW}, arm,
+                       CASE WHEN lower(arm) IN ('control', 'ctrl', 'placebo_control') THEN 'control' END AS kind,
+                       CAST(NULL AS VARCHAR) AS intervention
+                FROM (SELECT DISTINCT arm FROM answers)"""
+        )
+        diagnostics.append("no arms table: arms inferred from the answers (kind known only for an arm named 'control')")
+
+
+def _build_personas(con: duckdb.DuckDBPyConnection, persona_cols: Sequence[str], diagnostics: list[str]) -> None:
+    parts = []
+    if _exists(con, "raw_personas"):
+        _typed(con, "raw_personas", PERSONAS, "personas_given", table_label="personas", keep_extras=False)
+        parts.append("SELECT __row, unit_id, attribute, value, specified FROM personas_given")
+    if persona_cols:
+        for c in persona_cols:
+            conflict = con.execute(
+                f"SELECT unit_id FROM answers GROUP BY unit_id HAVING count(DISTINCT {qi(c)}) > 1 LIMIT 1"
+            ).fetchall()
+            if conflict:
+                raise InvalidValueError(
+                    f"answers: persona column {c!r} takes several values for unit {conflict[0][0]!r}. "
+                    "Expected: one value per unit. Fix: check the unit_id mapping."
+                )
+        union = " UNION ALL ".join(
+            f"SELECT DISTINCT unit_id, ? AS attribute, CAST({qi(c)} AS VARCHAR) AS value FROM answers"
+            for c in persona_cols
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE personas_wide_in AS SELECT row_number() OVER () - 1 + 1000000000 AS __row, "
+            f"unit_id, attribute, value, TRUE AS specified FROM ({union})",
+            list(persona_cols),
+        )
+        parts.append("SELECT __row, unit_id, attribute, value, specified FROM personas_wide_in")
+    if parts:
+        con.execute(f"CREATE OR REPLACE TABLE personas AS {' UNION ALL '.join(parts)}")
+    else:
+        con.execute(
+            "CREATE OR REPLACE TABLE personas (__row BIGINT, unit_id VARCHAR, attribute VARCHAR, value VARCHAR, specified BOOLEAN)"
+        )
+        diagnostics.append("no persona table: persona attributes unknown (fidelity checks unavailable)")
+    _check_unique(con, "personas", "personas", ["unit_id", "attribute"],
+                  "give each unit one value per attribute.")
+    orphan = _offending(con, "personas", "unit_id NOT IN (SELECT DISTINCT unit_id FROM answers)")
+    if orphan[0]:
+        raise InvalidValueError(
+            f"personas: units without answers in {_rows_text(*orphan)}. Fix: check the unit_id values."
+        )
+    # fidelity items without an attribute re-ask the persona attribute of the same name
+    con.execute(
+        "UPDATE items SET attribute = item WHERE role = 'fidelity' AND attribute IS NULL "
+        "AND item IN (SELECT DISTINCT attribute FROM personas)"
+    )
+
+
+def build_tables(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    roles: Mapping[str, str],
+    persona_cols: Sequence[str] = (),
+) -> list[str]:
+    """Validate the raw relations and create the typed tables; return diagnostics."""
+    diagnostics: list[str] = []
+    n = con.execute("SELECT count(*) FROM raw_answers").fetchall()[0][0]
+    if n == 0:
+        raise EmptyLogError(
+            "answers: the log has no rows. Fix: check the source path / table, or the filter applied "
+            "before reading."
+        )
+    extras = _typed(con, "raw_answers", ANSWERS, "answers", table_label="answers", keep_extras=True)
+    missing_persona = [c for c in persona_cols if c not in extras]
+    if missing_persona:
+        raise MissingColumnError(
+            f"answers: persona column(s) {missing_persona} named in persona= are missing. "
+            f"Extra columns available: {extras}."
+        )
+    _build_items(con, roles, diagnostics)
+    _check_answers(con)
+    _derive_answers(con)
+    _check_keys(con)
+    _build_arms(con, diagnostics)
+    _build_personas(con, persona_cols, diagnostics)
+    for c in persona_cols:  # moved to the personas table
+        con.execute(f"ALTER TABLE answers DROP COLUMN {qi(c)}")
+    invalid = con.execute("SELECT count(*) FROM answers WHERE NOT valid").fetchall()[0][0]
+    if invalid:
+        diagnostics.append(f"{invalid} answer row(s) are flagged invalid (kept; analyses leave them out)")
+    for table in ("answers", "items", "arms", "personas"):
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({ROW}) FROM {table} ORDER BY {ROW}")
+    return diagnostics

@@ -1,0 +1,154 @@
+"""The simulation-log schema: the one contract shared by ``driftstats`` and ``collectors``.
+
+Documented in ``docs/schema.md`` (a test keeps the two in sync). A log is four tables:
+
+* ``answers`` - one row per elicited answer (long format); required.
+* ``items``   - one row per item: text, ordered options, scale, role.
+* ``personas``- one row per (unit, attribute): the persona, long format.
+* ``arms``    - one row per arm: kind (control / treatment / placebo) and intervention text.
+
+Only ``answers`` is required on read; the others are inferred (and the inference is
+recorded in the log's diagnostics) when absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "ANSWERS",
+    "ANSWER_KEYS",
+    "ARMS",
+    "ARM_KINDS",
+    "ITEMS",
+    "MODES",
+    "PERSONAS",
+    "ROLES",
+    "SCALES",
+    "SCHEMA_VERSION",
+    "Field",
+    "Mode",
+    "Role",
+    "Scale",
+]
+
+SCHEMA_VERSION = "1"
+
+Role = Literal["primary", "nco", "fidelity", "confounder", "covariate", "proxy", "other"]
+Scale = Literal["ordinal", "nominal", "numeric"]
+Mode = Literal["sample", "dist"]
+ArmKind = Literal["control", "treatment", "placebo"]
+
+ROLES: tuple[str, ...] = ("primary", "nco", "fidelity", "confounder", "covariate", "proxy", "other")
+SCALES: tuple[str, ...] = ("ordinal", "nominal", "numeric")
+MODES: tuple[str, ...] = ("sample", "dist")
+ARM_KINDS: tuple[str, ...] = ("control", "treatment", "placebo")
+
+SqlType = Literal["VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One column of a log table.
+
+    ``default`` is the SQL expression used when an optional column is absent
+    (``None``: the column is required).
+    """
+
+    name: str
+    sql: SqlType
+    default: str | None
+    nullable: bool
+    description: str
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+def _f(name: str, sql: SqlType, default: str | None, nullable: bool, description: str) -> Field:
+    return Field(name, sql, default, nullable, description)
+
+
+ANSWERS: tuple[Field, ...] = (
+    # --- keys
+    _f("study", "VARCHAR", "'study'", False, "study name"),
+    _f("run_id", "VARCHAR", "'run'", False, "one execution of a study (collector run)"),
+    _f("iteration", "BIGINT", "0", False, "adjustment iteration; 0 = base persona spec"),
+    _f("model", "VARCHAR", "'unknown'", False, "model name (file name of the GGUF for collectors)"),
+    _f("unit_id", "VARCHAR", None, False, "one simulated user (one persona instance in one arm); unique in the log"),
+    _f("arm", "VARCHAR", None, False, "arm (intervention) the unit was assigned to"),
+    _f("item", "VARCHAR", None, False, "question id"),
+    _f("replicate", "BIGINT", "0", False, "repeated elicitation of the same item for the same unit"),
+    # --- design
+    _f("persona_id", "VARCHAR", "NULL", True, "persona spec shared by units matched across arms (paired designs); NULL when independent"),
+    _f("role", "VARCHAR", "NULL", True, "role of the item (primary, nco, fidelity, confounder, ...); taken from items when NULL"),
+    _f("mode", "VARCHAR", "'sample'", False, "'sample': one sampled answer per row; 'dist': one row per option with its probability"),
+    # --- the answer
+    _f("response", "VARCHAR", None, True, "answer label, one of the item's options (NULL only when valid is false)"),
+    _f("response_code", "BIGINT", "NULL", True, "0-based position of response in the item's options; derived when NULL"),
+    _f("response_value", "DOUBLE", "NULL", True, "numeric value for numeric items (e.g. stated age); derived from response when NULL"),
+    _f("prob", "DOUBLE", "NULL", True, "probability of the option in mode 'dist' (sums to 1 per answer); NULL in mode 'sample'"),
+    _f("option_order", "VARCHAR", "NULL", True, "order in which options were shown, as positions joined by '|' (e.g. '2|0|1'); NULL = canonical"),
+    _f("valid", "BOOLEAN", "TRUE", False, "false when the answer failed validation; such rows are kept, never dropped"),
+    _f("error", "VARCHAR", "NULL", True, "why the answer is invalid (generator or validation error text)"),
+    # --- provenance
+    _f("model_sha256", "VARCHAR", "NULL", True, "sha256 of the model file"),
+    _f("prompt_sha256", "VARCHAR", "NULL", True, "sha256 of the exact prompt text"),
+    _f("grammar_sha256", "VARCHAR", "NULL", True, "sha256 of the constraint (grammar / regex / JSON schema)"),
+    _f("seed", "BIGINT", "NULL", True, "seed of the generation"),
+    _f("temperature", "DOUBLE", "NULL", True, "sampling temperature"),
+    _f("top_p", "DOUBLE", "NULL", True, "nucleus sampling parameter"),
+    _f("sampling", "VARCHAR", "NULL", True, "other sampling parameters as a JSON object"),
+    _f("backend", "VARCHAR", "NULL", True, "generation backend (e.g. llama.cpp, openai-http, edsl)"),
+    _f("backend_version", "VARCHAR", "NULL", True, "versions of the backend stack (JSON object)"),
+    _f("created_at", "TIMESTAMPTZ", "NULL", True, "when the answer was generated (UTC)"),
+)
+
+ITEMS: tuple[Field, ...] = (
+    _f("item", "VARCHAR", None, False, "question id"),
+    _f("text", "VARCHAR", "NULL", True, "question text as shown to the model"),
+    _f("options", "VARCHAR", None, True, "options in order, as a JSON array of strings; NULL for numeric items"),
+    _f("scale", "VARCHAR", "'nominal'", False, "ordinal, nominal or numeric"),
+    _f("role", "VARCHAR", "'other'", False, "primary, nco, fidelity, confounder, covariate, proxy or other"),
+    _f("attribute", "VARCHAR", "NULL", True, "for fidelity items: the persona attribute the item re-asks"),
+)
+
+PERSONAS: tuple[Field, ...] = (
+    _f("unit_id", "VARCHAR", None, False, "the unit"),
+    _f("attribute", "VARCHAR", None, False, "persona attribute name"),
+    _f("value", "VARCHAR", None, True, "its value, as text (for fidelity: a label of the matching item's options)"),
+    _f("specified", "BOOLEAN", "TRUE", False, "true if stated in the persona prompt; false for latent values known from the source population"),
+)
+
+ARMS: tuple[Field, ...] = (
+    _f("arm", "VARCHAR", None, False, "arm name"),
+    _f("kind", "VARCHAR", "'treatment'", False, "control, treatment or placebo"),
+    _f("intervention", "VARCHAR", "NULL", True, "the intervention text"),
+)
+
+ANSWER_KEYS: tuple[str, ...] = (
+    "study",
+    "run_id",
+    "iteration",
+    "model",
+    "unit_id",
+    "arm",
+    "item",
+    "replicate",
+)
+
+TABLES: dict[str, tuple[Field, ...]] = {
+    "answers": ANSWERS,
+    "items": ITEMS,
+    "personas": PERSONAS,
+    "arms": ARMS,
+}
+
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "answers": ANSWER_KEYS,  # plus `response` in mode 'dist'
+    "items": ("item",),
+    "personas": ("unit_id", "attribute"),
+    "arms": ("arm",),
+}

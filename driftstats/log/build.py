@@ -168,8 +168,10 @@ def _check_unique(con: duckdb.DuckDBPyConnection, rel: str, label: str, keys: Se
 
 
 # ------------------------------------------------------------------------------ tables
-def _build_items(con: duckdb.DuckDBPyConnection, roles: Mapping[str, str], diagnostics: list[str]) -> None:
-    if _exists(con, "raw_items"):
+def _build_items(con: duckdb.DuckDBPyConnection, roles: Mapping[str, str], diagnostics: list[str]) -> bool:
+    """Create ``items`` and ``item_options``; return True when the items were inferred."""
+    inferred = not _exists(con, "raw_items")
+    if not inferred:
         _typed(con, "raw_items", ITEMS, "items", table_label="items", keep_extras=False)
         _check_unique(con, "items", "items", ["item"], "each item must appear once in the items table.")
     else:
@@ -282,9 +284,10 @@ def _build_items(con: duckdb.DuckDBPyConnection, roles: Mapping[str, str], diagn
             f"items: item {dup[0][0]!r} lists option {dup[0][1]!r} more than once. Expected: distinct "
             "options. Fix: remove the repeated option."
         )
+    return inferred
 
 
-def _check_answers(con: duckdb.DuckDBPyConnection) -> None:
+def _check_answers(con: duckdb.DuckDBPyConnection, *, items_inferred: bool) -> None:
     label = "answers"
     _check_values(con, "answers", label, "iteration", "iteration < 0", "an integer >= 0", "renumber iterations from 0.")
     _check_values(con, "answers", label, "replicate", "replicate < 0", "an integer >= 0", "renumber replicates from 0.")
@@ -334,6 +337,8 @@ def _check_answers(con: duckdb.DuckDBPyConnection) -> None:
             f"answers: numeric items need numeric responses; {_rows_text(n, rows)} are not numbers. "
             "Fix: mark them valid = false with an error text."
         )
+    if items_inferred:
+        return  # codes are renumbered to positions among the observed options in _derive_answers
     # response_code agrees with the option position (fill when NULL)
     mism = _offending(
         con, "answers",
@@ -348,7 +353,18 @@ def _check_answers(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def _derive_answers(con: duckdb.DuckDBPyConnection) -> None:
+def _derive_answers(con: duckdb.DuckDBPyConnection, *, items_inferred: bool, diagnostics: list[str]) -> None:
+    if items_inferred:
+        changed = con.execute(
+            "SELECT count(*) FROM answers a JOIN item_options o ON o.item = a.item AND o.option = a.response "
+            "WHERE a.response_code IS NOT NULL AND a.response_code <> o.pos"
+        ).fetchall()[0][0]
+        if changed:
+            diagnostics.append(
+                f"response_code renumbered on {changed} row(s) to positions among the observed options "
+                "(items were inferred and some options were never answered); pass items=... to keep them"
+            )
+        con.execute("UPDATE answers SET response_code = NULL")
     con.execute(
         "UPDATE answers SET response_code = o.pos FROM item_options o "
         "WHERE answers.response_code IS NULL AND o.item = answers.item AND o.option = answers.response"
@@ -385,14 +401,6 @@ def _check_keys(con: duckdb.DuckDBPyConnection) -> None:
             f"one row; first: {key_text} on rows {dup[0][-1]}. Fix: give repeated answers distinct "
             "'replicate' numbers, or drop exact duplicates."
         )
-    mixed = con.execute(
-        f"SELECT {k} FROM answers GROUP BY {k} HAVING count(DISTINCT mode) > 1 LIMIT 1"
-    ).fetchall()
-    if mixed:
-        raise InvalidValueError(
-            "answers: one answer key has rows in both modes 'sample' and 'dist'. Fix: give the "
-            "distribution rows their own 'replicate' number."
-        )
     bad = con.execute(
         f"""SELECT {k}, sum(prob) FROM answers WHERE mode = 'dist' AND valid GROUP BY {k}
             HAVING abs(sum(prob) - 1) > {PROB_TOLERANCE} LIMIT 1"""
@@ -404,7 +412,7 @@ def _check_keys(con: duckdb.DuckDBPyConnection) -> None:
         ).fetchall()[0][0]
         raise InvalidValueError(
             f"answers: probabilities of {n} distribution-mode answer(s) do not sum to 1 (tolerance "
-            f"{PROB_TOLERANCE}); first: unit_id={bad[0][4]!r}, item={bad[0][6]!r}, sum={bad[0][-1]:.6g}. "
+            f"{PROB_TOLERANCE}); first: unit_id={bad[0][keys.index("unit_id")]!r}, item={bad[0][keys.index("item")]!r}, sum={bad[0][-1]:.6g}. "
             "Fix: renormalise over the item's options."
         )
     two_arms = con.execute(
@@ -518,9 +526,9 @@ def build_tables(
             f"answers: persona column(s) {missing_persona} named in persona= are missing. "
             f"Extra columns available: {extras}."
         )
-    _build_items(con, roles, diagnostics)
-    _check_answers(con)
-    _derive_answers(con)
+    items_inferred = _build_items(con, roles, diagnostics)
+    _check_answers(con, items_inferred=items_inferred)
+    _derive_answers(con, items_inferred=items_inferred, diagnostics=diagnostics)
     _check_keys(con)
     _build_arms(con, diagnostics)
     _build_personas(con, persona_cols, diagnostics)

@@ -79,6 +79,16 @@ def _jsonify_options(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _as_text(v: object) -> str | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, (list, dict, tuple)):
+        return json.dumps(v)
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def load_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
     """Register a DataFrame as the raw relation ``raw_<name>``."""
     if not isinstance(frame, pd.DataFrame):
@@ -88,11 +98,12 @@ def load_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -
     bad = [c for c in frame.columns if not isinstance(c, str)]
     if bad:
         raise InvalidArgumentError(f"{name}: column names must be strings; got {bad[:3]}. Fix: df.columns = df.columns.astype(str).")
-    # object columns holding lists/dicts cannot be scanned consistently: store them as JSON text
+    # Object columns may mix Python types (DuckDB's scan infers one type from a sample and
+    # fails on the rest): store them as text (lists/dicts as JSON); the schema casts type them.
     frame = frame.copy(deep=False)
     for c in frame.columns:
-        if frame[c].dtype == object and frame[c].map(lambda v: isinstance(v, (list, dict, tuple))).any():
-            frame[c] = [json.dumps(v) if isinstance(v, (list, dict, tuple)) else v for v in frame[c]]
+        if frame[c].dtype == object:
+            frame[c] = pd.array([_as_text(v) for v in frame[c]], dtype="string")
     con.register(f"df_{name}", _with_row(frame))
     con.execute(f"CREATE OR REPLACE VIEW {qi('raw_' + name)} AS SELECT * FROM {qi('df_' + name)}")
 

@@ -136,6 +136,7 @@ ANSWER_KEYS: tuple[str, ...] = (
     "unit_id",
     "arm",
     "item",
+    "mode",
     "replicate",
 )
 

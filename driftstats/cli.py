@@ -1,0 +1,148 @@
+"""The ``driftstats`` command line.
+
+``validate LOG`` and ``summary LOG`` read and check a log; ``audit LOG --report FILE``
+runs the audit and writes the HTML report. Optional layers add sub-commands through
+the ``driftstats.commands`` entry-point group (``collectors`` adds ``simulate``), so
+the core never imports them by name.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from driftstats.errors import DriftstatsError
+
+app = typer.Typer(
+    name="driftstats",
+    help="Audit experiments run on LLM-simulated users (negative-control drift tests, corrections).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="parquet | csv | jsonl | duckdb | edsl (default: from the suffix)"),
+]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--map", "-m", help="map a foreign column: THEIR_NAME=schema_name (repeatable)"),
+]
+ArmOpt = Annotated[str | None, typer.Option("--arm", help="column naming the arm (edsl: scenario.<key>)")]
+NcoOpt = Annotated[list[str] | None, typer.Option("--nco", help="item to treat as an NCO (repeatable)")]
+PrimaryOpt = Annotated[list[str] | None, typer.Option("--primary", help="primary outcome item (repeatable)")]
+
+
+def _mapping(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise typer.BadParameter(f"--map expects THEIR_NAME=schema_name, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k] = v
+    return out
+
+
+def _read(log: Path, fmt: str | None, mapping: list[str] | None, arm: str | None,
+          nco: list[str] | None, primary: list[str] | None):  # noqa: ANN202
+    from driftstats.log import read_log
+
+    with console.status(f"reading and validating {log} ..."):
+        return read_log(log, format=fmt, mapping=_mapping(mapping) or None, arm=arm,  # type: ignore[arg-type]
+                        nco=nco or None, primary=primary or None)
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def validate(
+    log: Annotated[Path, typer.Argument(help="the log file")],
+    fmt: FormatOpt = None,
+    mapping: MapOpt = None,
+    arm: ArmOpt = None,
+    nco: NcoOpt = None,
+    primary: PrimaryOpt = None,
+) -> None:
+    """Validate LOG against the schema; exit 0 when valid, 2 with the reason when not."""
+    try:
+        sl = _read(log, fmt, mapping, arm, nco, primary)
+    except (DriftstatsError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    console.print(f"[green]valid[/]: {sl!r}")
+    for d in sl.diagnostics:
+        console.print(f"  note: {d}")
+
+
+@app.command()
+def summary(
+    log: Annotated[Path, typer.Argument(help="the log file")],
+    fmt: FormatOpt = None,
+    mapping: MapOpt = None,
+    arm: ArmOpt = None,
+    nco: NcoOpt = None,
+    primary: PrimaryOpt = None,
+) -> None:
+    """Validate LOG and print its sizes, invalid answers and provenance completeness."""
+    try:
+        sl = _read(log, fmt, mapping, arm, nco, primary)
+    except (DriftstatsError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    s = sl.summary()
+    console.print(f"[bold]{s.source}[/]")
+    console.print("  ".join(f"{k}: {v}" for k, v in s.facts.items()))
+    for title, frame in (("Arms", s.sizes), ("Items", s.items), ("Provenance: rows missing", s.provenance)):
+        t = Table(title=title, title_justify="left")
+        for c in frame.columns:
+            t.add_column(str(c))
+        for row in frame.itertuples(index=False):
+            t.add_row(*[("" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)) for v in row])
+        console.print(t)
+    for d in s.diagnostics:
+        console.print(f"note: {d}")
+
+
+def _register_plugins() -> None:
+    for ep in entry_points(group="driftstats.commands"):
+        try:
+            func = ep.load()
+        except ImportError:  # an optional layer whose package is absent
+            continue
+        app.command(name=ep.name)(func)
+
+
+def _register_audit() -> None:
+    try:
+        from driftstats.report.cli import audit
+    except ImportError:
+        return
+    app.command(name="audit")(audit)
+
+
+_register_audit()
+_register_plugins()
+
+
+def main() -> None:
+    try:
+        app()
+    except DriftstatsError as exc:  # pragma: no cover - commands handle their own
+        err_console.print(f"[bold red]error[/]: {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,10 @@ _EXPORTS: dict[str, str] = {
     # log
     "read_log": "driftstats.log",
     "SimLog": "driftstats.log",
+    # drift diagnostics
+    "nco_test": "driftstats.nco",
+    # simulators
+    "simulate_nco_log": "driftstats.simulate",
     # errors live in driftstats.errors (imported eagerly: they are tiny)
 }
 

@@ -144,6 +144,7 @@ class Summary:
     diagnostics: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
+        """The displayed table (the full table is the result's ``tidy()``)."""
         return self.table.copy()
 
     def as_text(self, *, max_rows: int = 40) -> str:
@@ -220,7 +221,7 @@ class Summary:
         return self.as_html()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Result:
     """Base of every driftstats result.
 
@@ -229,6 +230,8 @@ class Result:
     """
 
     TITLE: ClassVar[str] = "driftstats result"
+    # columns shown by repr / summary (tidy() always has them all); empty = the core columns
+    DISPLAY: ClassVar[tuple[str, ...]] = ()
     TIDY_EXTRAS: ClassVar[tuple[str, ...]] = ()
     GLANCE_EXTRAS: ClassVar[tuple[str, ...]] = ()
     ASSUMPTIONS: ClassVar[tuple[str, ...]] = ()
@@ -277,9 +280,10 @@ class Result:
 
     def summary(self) -> Summary:
         """A :class:`Summary` (text, HTML, LaTeX); it never prints."""
+        cols = ["term", *self.by, *(self.DISPLAY or TIDY_CORE[1:])]
         return Summary(
             title=self.TITLE,
-            table=self.table,
+            table=self.table[[c for c in dict.fromkeys(cols) if c in self.table.columns]],
             info=self.glance(),
             assumptions=self.assumptions,
             diagnostics=self.diagnostics,

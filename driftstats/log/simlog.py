@@ -21,7 +21,7 @@ from driftstats.log.io import SIDE_TABLES, format_from_path, load_frame, load_pa
 from driftstats.log.schema import ANSWERS, ARMS, ITEMS, PERSONAS, SqlType
 from driftstats.log.summary import LogSummary, summarize_log
 
-__all__ = ["ItemInfo", "SimLog", "read_log"]
+__all__ = ["ItemInfo", "SimLog", "as_log", "read_log"]
 
 ReadFormat = Literal["parquet", "csv", "jsonl", "duckdb", "edsl"]
 Source = str | Path | pd.DataFrame
@@ -325,3 +325,18 @@ def _apply_mapping(con: duckdb.DuckDBPyConnection, mapping: Mapping[str, str]) -
     con.execute(f"ALTER {'VIEW' if kind else 'TABLE'} raw_answers RENAME TO raw_answers_src")
     select = ", ".join(f"{qi(c)} AS {qi(mapping.get(c, c))}" for c in cols)
     con.execute(f"CREATE VIEW raw_answers AS SELECT {select} FROM raw_answers_src")
+
+
+def as_log(data: SimLog | Source, **read_kwargs: Any) -> SimLog:
+    """A :class:`SimLog` from a log, a DataFrame or a path (read and validated)."""
+    if isinstance(data, SimLog):
+        if read_kwargs:
+            raise InvalidArgumentError(
+                f"read options {sorted(read_kwargs)} apply only when passing a path or a DataFrame."
+            )
+        return data
+    if isinstance(data, (str, Path, pd.DataFrame)):
+        return read_log(data, **read_kwargs)
+    raise InvalidArgumentError(
+        f"expected a SimLog, a pandas DataFrame or a path; got {type(data).__name__}."
+    )

@@ -1,0 +1,9 @@
+"""Data-generating processes with known truth, for validation and teaching.
+
+Every method has a simulator here; tests check point recovery, size and coverage
+against them (methods.md section 6).
+"""
+
+from driftstats.simulate.nco import simulate_nco_log, tilt_categorical
+
+__all__ = ["simulate_nco_log", "tilt_categorical"]

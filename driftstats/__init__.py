@@ -22,8 +22,14 @@ _EXPORTS: dict[str, str] = {
     "SimLog": "driftstats.log",
     # drift diagnostics
     "nco_test": "driftstats.nco",
+    "equivalence_test": "driftstats.nco",
+    "nco_power": "driftstats.nco",
+    "nco_sample_size": "driftstats.nco",
     # simulators
     "simulate_nco_log": "driftstats.simulate",
+    "simulate_fidelity_log": "driftstats.simulate",
+    # fidelity
+    "fidelity": "driftstats.fidelity",
     # errors live in driftstats.errors (imported eagerly: they are tiny)
 }
 

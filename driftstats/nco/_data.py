@@ -187,3 +187,37 @@ def _empty(group: dict[str, Any], arm1: str, arm0: str, cat: list[ItemInfo], num
                     cat_items=cat, blocks=blocks, H=np.zeros((0, int(blocks.sizes.sum())), np.float32),
                     P=np.zeros((0, len(cat)), np.float32), num_items=num, X=np.zeros((0, len(num))),
                     notes=[why])
+
+
+def pair_from_codes(
+    codes1: np.ndarray,
+    codes0: np.ndarray,
+    n_levels: int | Sequence[int],
+    *,
+    strata1: np.ndarray | None = None,
+    strata0: np.ndarray | None = None,
+) -> PairData:
+    """A :class:`PairData` from arrays of level codes (units x NCOs), for array-level use.
+
+    ``codes1``/``codes0``: ``(n1, J)`` / ``(n0, J)`` integer codes (or 1-d for one NCO);
+    ``-1`` marks a missing answer.
+    """
+    c1 = np.atleast_2d(np.asarray(codes1).T).T if np.ndim(codes1) == 1 else np.asarray(codes1)
+    c0 = np.atleast_2d(np.asarray(codes0).T).T if np.ndim(codes0) == 1 else np.asarray(codes0)
+    codes = np.vstack([c1, c0]).astype(int)
+    n, j = codes.shape
+    sizes = [int(n_levels)] * j if np.isscalar(n_levels) else [int(k) for k in n_levels]
+    blocks = Blocks(sizes)
+    H = np.zeros((n, int(sum(sizes))), dtype=np.float32)
+    present = codes >= 0
+    rows, cols = np.nonzero(present)
+    H[rows, blocks.starts[cols] + codes[rows, cols]] = 1.0
+    items = [ItemInfo(f"nco_{i + 1}", None, tuple(f"L{k + 1}" for k in range(sizes[i])), "nominal", "nco", None)
+             for i in range(j)]
+    strata = None
+    if strata1 is not None or strata0 is not None:
+        strata = np.concatenate([np.asarray(strata1), np.asarray(strata0)])
+    return PairData(group={}, arm1="arm1", arm0="arm0",
+                    arm1_mask=np.r_[np.ones(c1.shape[0], bool), np.zeros(c0.shape[0], bool)],
+                    strata=strata, cat_items=items, blocks=blocks, H=H, P=present.astype(np.float32),
+                    num_items=[], X=np.zeros((n, 0)))

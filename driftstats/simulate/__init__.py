@@ -4,6 +4,7 @@ Every method has a simulator here; tests check point recovery, size and coverage
 against them (methods.md section 6).
 """
 
+from driftstats.simulate.fidelity import simulate_fidelity_log
 from driftstats.simulate.nco import simulate_nco_log, tilt_categorical
 
-__all__ = ["simulate_nco_log", "tilt_categorical"]
+__all__ = ["simulate_fidelity_log", "simulate_nco_log", "tilt_categorical"]

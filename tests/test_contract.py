@@ -1,0 +1,105 @@
+"""The result contract, enforced for every public estimator (conventions.md sections 1, 2, 5).
+
+Each estimator is built from a tiny fixture; its tidy/glance frames must use glossary
+columns in canonical order with the registered dtypes, a RangeIndex, one glance row, and
+deterministic text/HTML reprs. New estimators join by adding a factory to ESTIMATORS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pandas as pd
+import pytest
+
+import driftstats as ds
+from driftstats._glossary import GLANCE, GLANCE_CORE, GLANCE_ORDER, TIDY, TIDY_CORE, TIDY_ORDER
+from driftstats._result import Result
+
+_DTYPES = {"str": "string", "float": "float64", "int": "Int64", "bool": "boolean"}
+
+
+def _nco():  # noqa: ANN202
+    return ds.nco_test(ds.simulate_nco_log(n_per_arm=30, tvd=0.1, n_nco=2, n_numeric=1, seed=1),
+                       n_perm=99, n_boot=50, seed=1)
+
+
+def _equiv():  # noqa: ANN202
+    return ds.equivalence_test(ds.simulate_nco_log(n_per_arm=40, n_nco=2, seed=2), margin=0.2)
+
+
+def _power():  # noqa: ANN202
+    return ds.nco_power([100, 200], margin=0.1, n_levels=3, draws=500)
+
+
+def _fid():  # noqa: ANN202
+    return ds.fidelity(ds.simulate_fidelity_log(n_per_arm=30, seed=3))
+
+
+ESTIMATORS: dict[str, Callable[[], Result]] = {
+    "nco_test": _nco,
+    "equivalence_test": _equiv,
+    "nco_power": _power,
+    "fidelity": _fid,
+}
+
+
+def register(name: str, factory: Callable[[], Result]) -> None:
+    ESTIMATORS[name] = factory
+
+
+@pytest.fixture(params=sorted(ESTIMATORS), scope="module")
+def result(request):  # noqa: ANN001, ANN201
+    return ESTIMATORS[request.param]()
+
+
+def test_tidy_columns_are_glossary_in_canonical_order(result) -> None:  # noqa: ANN001
+    t = result.tidy()
+    assert isinstance(t.index, pd.RangeIndex)
+    cols = [c for c in t.columns if c not in result.by]
+    assert cols[: len(TIDY_CORE)] == list(TIDY_CORE)
+    assert all(c in TIDY for c in cols), [c for c in cols if c not in TIDY]
+    extras = cols[len(TIDY_CORE):]
+    assert extras == sorted(extras, key=TIDY_ORDER.__getitem__)
+    assert list(t.columns[1: 1 + len(result.by)]) == list(result.by)
+    for c in cols:
+        assert str(t[c].dtype) == _DTYPES[TIDY[c].dtype], (c, t[c].dtype)
+    assert len(t) > 0
+
+
+def test_glance_one_row_fixed_schema(result) -> None:  # noqa: ANN001
+    g = result.glance()
+    assert len(g) == 1
+    assert list(g.columns[: len(GLANCE_CORE)]) == list(GLANCE_CORE)
+    assert all(c in GLANCE for c in g.columns)
+    extras = list(g.columns[len(GLANCE_CORE):])
+    assert extras == sorted(extras, key=GLANCE_ORDER.__getitem__)
+    for c in g.columns:
+        assert str(g[c].dtype) == _DTYPES[GLANCE[c].dtype], (c, g[c].dtype)
+
+
+def test_reprs_are_deterministic_and_agree(result) -> None:  # noqa: ANN001
+    text, html = repr(result), result._repr_html_()
+    assert text == repr(result)
+    assert html == result._repr_html_()
+    assert result.TITLE in text
+    assert "0x" not in text
+    s = result.summary()
+    assert s.as_text() == str(s)
+    assert s.as_latex().startswith(r"\begin{tabular}")
+    for term in result.tidy()["term"].astype(str).head(3):
+        assert term in text and term in html
+
+
+def test_results_are_immutable(result) -> None:  # noqa: ANN001
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.info = {}  # type: ignore[misc]
+    t = result.tidy()
+    t.loc[0, "estimate"] = -999.0
+    assert result.tidy().loc[0, "estimate"] != -999.0
+
+
+def test_assumptions_are_stated(result) -> None:  # noqa: ANN001
+    assert result.assumptions
+    assert "Assumptions" in repr(result)

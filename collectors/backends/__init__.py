@@ -1,0 +1,1 @@
+"""Generation backends behind one small interface (:class:`collectors.backends.base.Backend`)."""

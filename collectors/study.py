@@ -1,0 +1,183 @@
+"""A study: population, arms, items, model and design (TOML or YAML file, or Python).
+
+Validated with pydantic; a bad field raises :class:`StudyError` naming the field path,
+the value and what is allowed. Study files are data: nothing in them is evaluated.
+Templates use ``{name}`` placeholders substituted from a fixed set of names.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = ["ArmSpec", "DesignSpec", "ItemSpec", "ModelSpec", "PopulationSpec", "Study", "StudyError", "load_study"]
+
+
+class StudyError(ValueError):
+    """A study file or study object is invalid; the message names the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PopulationSpec(_Strict):
+    """Where personas come from and which of their attributes the prompt states."""
+
+    source: str = Field("anes96", description="'anes96' (statsmodels) or a path to a CSV/Parquet table")
+    specified: list[str] = Field(default_factory=lambda: ["age", "party"], min_length=0)
+    latent: list[str] = Field(default_factory=list, description="attributes kept as known truth, not stated")
+    sample: Literal["without_replacement", "with_replacement"] = "without_replacement"
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> PopulationSpec:
+        both = sorted(set(self.specified) & set(self.latent))
+        if both:
+            raise ValueError(f"attributes {both} are both specified and latent")
+        return self
+
+
+class ArmSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    kind: Literal["control", "treatment", "placebo"] = "treatment"
+    text: str = Field(min_length=1, description="the intervention the simulated user reads")
+
+
+class ItemSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    role: Literal["primary", "nco", "fidelity", "confounder", "covariate", "proxy", "other"]
+    text: str = Field(min_length=1)
+    options: list[str] = Field(min_length=2)
+    scale: Literal["ordinal", "nominal"] = "ordinal"
+    attribute: str | None = Field(None, description="for fidelity items: the persona attribute re-asked")
+
+    @field_validator("options")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("options must be distinct")
+        if len(v) > 26:
+            raise ValueError("at most 26 options (they are labelled A-Z)")
+        return v
+
+    @model_validator(mode="after")
+    def _fidelity_attr(self) -> ItemSpec:
+        if self.role == "fidelity" and not self.attribute:
+            raise ValueError("fidelity items need 'attribute': the persona attribute they re-ask")
+        return self
+
+
+class ModelSpec(_Strict):
+    path: str = Field("gemma3-270m", description="'gemma3-270m', 'smollm2-135m' or a GGUF path")
+    backend: Literal["llama.cpp", "http"] = "llama.cpp"
+    url: str | None = Field(None, description="base URL of an OpenAI-compatible server (backend = 'http')")
+    http_constraint: Literal["grammar", "guided_choice"] = Field(
+        "grammar", description="server-side constraint: GBNF grammar (llama.cpp) or guided_choice (vLLM)")
+    prompt_style: Literal["auto", "completion", "chat"] = "auto"
+    temperature: float = Field(1.0, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = Field(None, ge=1, description="default: all cores")
+    n_gpu_layers: int = 0
+    distribution: bool = Field(True, description="also log each option's exact probability")
+
+    @model_validator(mode="after")
+    def _url(self) -> ModelSpec:
+        if self.backend == "http" and not self.url:
+            raise ValueError("backend 'http' needs 'url', e.g. http://127.0.0.1:8000")
+        return self
+
+
+class DesignSpec(_Strict):
+    units_per_arm: int = Field(ge=1)
+    paired: bool = Field(True, description="the same persona specs in every arm")
+    replicates: int = Field(1, ge=1)
+    seed: int = Field(0, ge=0)
+    counterbalance: Literal["none", "reverse"] = Field(
+        "reverse", description="show options reversed for a random half of personas (same in every arm)")
+    iteration: int = Field(0, ge=0, description="adjustment iteration this run belongs to")
+
+
+class Study(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    population: PopulationSpec = PopulationSpec()
+    arms: list[ArmSpec] = Field(min_length=2)
+    items: list[ItemSpec] = Field(min_length=1)
+    model: ModelSpec = ModelSpec()
+    design: DesignSpec
+    preamble: str = Field(
+        "The following is an interview with a survey respondent.\n{persona}",
+        description="opens every conversation; {persona} is the persona description")
+    intervention: str = Field(
+        "\n\nBefore the interview, the respondent read the following text:\n\"{text}\"",
+        description="introduces the arm's text; {text} is the intervention")
+    question: str = Field(
+        "\n\nInterviewer: {question}\n{options}\nRespondent (answer with one letter):",
+        description="asks one item in its own branch; {question}, {options}")
+
+    @model_validator(mode="after")
+    def _consistency(self) -> Study:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be distinct: {names}")
+        if sum(a.kind == "control" for a in self.arms) != 1:
+            raise ValueError("exactly one arm must have kind = 'control'")
+        items = [i.name for i in self.items]
+        if len(set(items)) != len(items):
+            raise ValueError(f"item names must be distinct: {items}")
+        for i in self.items:
+            if i.role == "fidelity" and i.attribute not in self.population.specified:
+                raise ValueError(
+                    f"fidelity item {i.name!r} re-asks {i.attribute!r}, which is not a specified attribute "
+                    f"({self.population.specified})")
+        for field_name, needed in (("preamble", "{persona}"), ("intervention", "{text}"), ("question", "{question}")):
+            if needed not in getattr(self, field_name):
+                raise ValueError(f"{field_name} must contain {needed}")
+        return self
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid study {source}:"]
+    for e in exc.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        value = e.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        lines.append(f"  - {path}: {e['msg']} (got {shown[:80]})")
+    return "\n".join(lines)
+
+
+def parse_study(data: dict, *, source: str = "<dict>") -> Study:
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        raise StudyError(_format_errors(exc, source)) from None
+
+
+def load_study(path: str | Path) -> Study:
+    """Read a study from TOML (``.toml``) or YAML (``.yaml``/``.yml``)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no study file at {str(p)!r}")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)  # safe_load: no Python object construction
+        else:
+            raise StudyError(f"study files are .toml or .yaml; got {p.suffix!r}")
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        if isinstance(exc, StudyError):
+            raise
+        raise StudyError(f"cannot parse {p}: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError
+        raise StudyError(f"cannot parse {p}: {exc}") from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{p}: the top level must be a table/mapping")
+    return parse_study(data, source=str(p))

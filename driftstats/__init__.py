@@ -28,6 +28,29 @@ _EXPORTS: dict[str, str] = {
     # simulators
     "simulate_nco_log": "driftstats.simulate",
     "simulate_fidelity_log": "driftstats.simulate",
+    "simulate_latent_world": "driftstats.simulate",
+    "simulate_proxy_data": "driftstats.simulate",
+    # effects
+    "effect": "driftstats.effects",
+    "effect_model": "driftstats.effects",
+    # decomposition and corrections
+    "decompose": "driftstats.decompose",
+    "decompose_world": "driftstats.decompose",
+    "retention": "driftstats.decompose",
+    "manski_bounds": "driftstats.decompose",
+    "did_nco": "driftstats.correct",
+    "p2sls": "driftstats.correct",
+    "proximal_discrete": "driftstats.correct",
+    # calibration
+    "fit_null": "driftstats.calibrate",
+    "calibrate_p": "driftstats.calibrate",
+    "fit_systematic_error_model": "driftstats.calibrate",
+    "calibrate_ci": "driftstats.calibrate",
+    "ease": "driftstats.calibrate",
+    "simulate_controls": "driftstats.calibrate",
+    "evaluate_calibration": "driftstats.calibrate",
+    "calibrate_effect": "driftstats.calibrate",
+    "simulate_placebo_log": "driftstats.simulate",
     # fidelity
     "fidelity": "driftstats.fidelity",
     # errors live in driftstats.errors (imported eagerly: they are tiny)

@@ -37,11 +37,23 @@ def _fid():  # noqa: ANN202
     return ds.fidelity(ds.simulate_fidelity_log(n_per_arm=30, seed=3))
 
 
+def _world_log():  # noqa: ANN202
+    return ds.simulate_latent_world(n_types=3, nco_levels=3, seed=5).sample_log(80, seed=1)
+
+
 ESTIMATORS: dict[str, Callable[[], Result]] = {
     "nco_test": _nco,
     "equivalence_test": _equiv,
     "nco_power": _power,
     "fidelity": _fid,
+    "effect": lambda: ds.effect(_world_log(), n_perm=99, seed=1),
+    "effect_model": lambda: ds.effect_model("y ~ arm", _world_log(), family="ordinal"),
+    "decompose": lambda: ds.decompose_world(ds.simulate_latent_world(selection=1.0, seed=1)),
+    "retention": lambda: ds.retention(_world_log()),
+    "did_nco": lambda: ds.did_nco(_world_log(), outcome="y", nco="n"),
+    "p2sls": lambda: ds.p2sls("y ~ t + x | w1 ~ z1 + z2", ds.simulate_proxy_data(200, seed=1)),
+    "proximal_discrete": lambda: ds.proximal_discrete(_world_log(), outcome="y", nco="n", nce="z", n_boot=20, seed=1),
+    "calibrate_effect": lambda: ds.calibrate_effect(ds.simulate_placebo_log(n_placebo=5, n_per_arm=20, seed=1)),
 }
 
 

@@ -5,6 +5,15 @@ against them (methods.md section 6).
 """
 
 from driftstats.simulate.fidelity import simulate_fidelity_log
+from driftstats.simulate.latent import LatentWorld, simulate_latent_world, simulate_placebo_log, simulate_proxy_data
 from driftstats.simulate.nco import simulate_nco_log, tilt_categorical
 
-__all__ = ["simulate_fidelity_log", "simulate_nco_log", "tilt_categorical"]
+__all__ = [
+    "LatentWorld",
+    "simulate_fidelity_log",
+    "simulate_latent_world",
+    "simulate_nco_log",
+    "simulate_placebo_log",
+    "simulate_proxy_data",
+    "tilt_categorical",
+]

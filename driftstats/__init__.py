@@ -51,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "evaluate_calibration": "driftstats.calibrate",
     "calibrate_effect": "driftstats.calibrate",
     "simulate_placebo_log": "driftstats.simulate",
+    # the audit
+    "audit": "driftstats.report",
     # fidelity
     "fidelity": "driftstats.fidelity",
     # errors live in driftstats.errors (imported eagerly: they are tiny)

@@ -70,9 +70,15 @@ def share_differences(pdata: PairData, j: int) -> tuple[np.ndarray, np.ndarray, 
     if lay.kind == "pairs":
         ok = present[lay.pair1] & present[lay.pair0]
         diff = h[lay.pair1[ok]] - h[lay.pair0[ok]]
-        se = diff.std(axis=0, ddof=1) / math.sqrt(ok.sum())
+        se = diff.std(axis=0, ddof=1) / math.sqrt(ok.sum()) if ok.sum() > 1 else np.zeros(d.size)
     else:
         se = np.sqrt(h[m1].var(axis=0) / n1 + h[m0].var(axis=0) / n0)
+    # A level with no variation in the data has a zero Wald SE, which would let a TOST "prove"
+    # equivalence from a handful of units; such levels get the SE of (x + 0.5) / (n + 1) shares.
+    q1 = (h[m1].sum(axis=0) + 0.5) / (n1 + 1)
+    q0 = (h[m0].sum(axis=0) + 0.5) / (n0 + 1)
+    floor = np.sqrt(q1 * (1 - q1) / n1 + q0 * (1 - q0) / n0)
+    se = np.where(se > 0, se, floor)
     return d, se, n1, n0
 
 

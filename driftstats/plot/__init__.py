@@ -1,0 +1,32 @@
+"""Figures of the audit (matplotlib; ``pip install 'driftstats[plot]'``).
+
+Every function returns a ``matplotlib.figure.Figure`` built without pyplot's global state
+(so figures are deterministic and safe in scripts, reports and notebooks) and accepts
+``ax=`` to draw into an existing axes where it makes one panel. The figure types follow
+the motivating paper: NCO TVD over adjustment iterations with interval and permutation-null
+bands (Fig. 3), the observed effect over iterations (Fig. 4), NCO distributions by arm and
+iteration (Figs. 5-6), persona fidelity by attribute and arm (Fig. 7); plus forest plots of
+excess TVD, calibration plots and corrected-vs-naive estimates.
+"""
+
+from driftstats.plot.figures import (
+    plot_calibration,
+    plot_corrections,
+    plot_distributions,
+    plot_effect,
+    plot_fidelity,
+    plot_forest,
+    plot_iterations,
+    plot_nco,
+)
+
+__all__ = [
+    "plot_calibration",
+    "plot_corrections",
+    "plot_distributions",
+    "plot_effect",
+    "plot_fidelity",
+    "plot_forest",
+    "plot_iterations",
+    "plot_nco",
+]

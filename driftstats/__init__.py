@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "simulate_fidelity_log": "driftstats.simulate",
     "simulate_latent_world": "driftstats.simulate",
     "simulate_proxy_data": "driftstats.simulate",
+    "simulate_study_log": "driftstats.simulate",
     # effects
     "effect": "driftstats.effects",
     "effect_model": "driftstats.effects",

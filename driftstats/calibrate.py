@@ -338,9 +338,11 @@ def calibrate_effects(
     conf_level: float = 0.95,
     min_controls: int = 2,
     max_abs: float | None = None,
+    by: Sequence[str] = (),
     call: str = "calibrate_effects",
 ) -> CalibrationResult:
-    """Calibrate effect rows (``term, arm, reference, estimate, std_error``) against control rows."""
+    """Calibrate effect rows (``term, arm, reference, estimate, std_error`` and the ``by`` columns)
+    against control rows."""
     if len(controls) < min_controls:
         raise InsufficientDataError(
             f"calibration needs at least {min_controls} negative-control estimates (placebo arms); got {len(controls)}."
@@ -348,8 +350,10 @@ def calibrate_effects(
     null = fit_null(controls["estimate"], controls["std_error"], max_abs=max_abs)
     zq = stats.norm.ppf(0.5 + conf_level / 2)
     rows = []
-    for e in effects.itertuples(index=False):
-        base = {"term": e.term, "arm": e.arm, "reference": e.reference, "measure": "mean_diff"}
+    for rec in effects.to_dict("records"):
+        e = pd.Series(rec)
+        base = {**{b: rec[b] for b in by}, "term": e.term, "arm": e.arm, "reference": e.reference,
+                "measure": "mean_diff"}
         rows.append({**base, "calibrated": False, "estimate": e.estimate, "std_error": e.std_error,
                      "statistic": e.estimate / e.std_error,
                      "p_value": float(2 * stats.norm.sf(abs(e.estimate / e.std_error))),
@@ -366,7 +370,7 @@ def calibrate_effects(
     info = {"method": "empirical calibration (asymptotic null)", "n_obs": int(null.n_used), "conf_level": conf_level,
             "alternative": "two-sided", "converged": null.converged, "n_dropped": null.n_dropped,
             "null_mean": null.mean, "null_sd": null.sd, "n_tests": len(rows)}
-    return CalibrationResult.build(rows, info, diagnostics=diag, provenance=Provenance(call=call),
+    return CalibrationResult.build(rows, info, by=by, diagnostics=diag, provenance=Provenance(call=call),
                                    controls=controls.reset_index(drop=True), null=null)
 
 
@@ -404,8 +408,10 @@ def calibrate_effect(
             "calibration needs placebo arms (arms table kind = 'placebo'): meaning-preserving paraphrases or sham "
             "texts of the control."
         )
-    eff = effect(log, outcome=outcome, by=by, mode=mode, conf_level=conf_level, tvd=False).tidy()
+    res = effect(log, outcome=outcome, by=by, mode=mode, conf_level=conf_level, tvd=False)
+    eff = res.tidy()
     eff = eff[eff["measure"] == "mean_diff"]
     controls = eff[eff["arm"].isin(placebos)]
     effects = eff[~eff["arm"].isin(placebos)]
-    return calibrate_effects(effects, controls, conf_level=conf_level, max_abs=max_abs, call="calibrate_effect")
+    return calibrate_effects(effects, controls, conf_level=conf_level, max_abs=max_abs, by=res.by,
+                             call="calibrate_effect")

@@ -180,6 +180,13 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Split a tidy frame by iteration; the label prefixes verdict lines when there are several."""
+    if "iteration" not in frame or frame["iteration"].nunique() <= 1:
+        return [("", frame)]
+    return [(f"Iteration {int(i)}: ", g) for i, g in frame.groupby("iteration", sort=True)]
+
+
 def _verdict(a: Audit, nco_power: Callable[..., Any]) -> list[str]:
     out: list[str] = []
     log = a.log
@@ -192,78 +199,83 @@ def _verdict(a: Audit, nco_power: Callable[..., Any]) -> list[str]:
         out.append(f"{invalid} answer row(s) failed validation and were left out of every analysis "
                    "(kept in the log; see the data section).")
     nco = a.results.get("nco")
+    eff = a.results.get("effect")
+    eq = a.results.get("equivalence")
     if nco is not None:
         t = nco.tidy()
-        cat = t[t["measure"] == "tvd"]
-        for arm in treated or [x for x in log.arm_names if x != ref]:
-            rows = cat[cat["arm"] == arm]
-            terms = sorted(rows["term"].unique())
-            drifted = sorted(rows.loc[rows["p_value_fwer"] < 0.05, "term"].unique())
-            if drifted:
-                eff = a.results.get("effect")
-                eff_txt = ""
-                if eff is not None:
-                    e = eff.tidy()
-                    e = e[(e["measure"] == "mean_diff") & (e["arm"] == arm)]
-                    if len(e):
-                        eff_txt = f" of {_fmt(e['estimate'].iloc[0])}"
-                out.append(
-                    f"Drift detected on {len(drifted)} of {len(terms)} NCOs between {arm} and {ref} "
-                    f"(family-wise p < 0.05: {', '.join(drifted)}): the arms hold different implied populations, so "
-                    f"the observed effect{eff_txt} is not interpretable as causal without adjustment.")
-            else:
-                eq = a.results.get("equivalence")
-                n_eq = 0
-                if eq is not None:
-                    et = eq.tidy()
-                    n_eq = int(et[(et["arm"] == arm) & et["equivalent"].fillna(False).astype(bool)]["term"].nunique())
-                if n_eq == len(terms) and terms:
-                    out.append(f"No drift beyond {margin} TVD on all {len(terms)} NCOs between {arm} and {ref} "
-                               "(equivalence shown). NCOs bound latent drift only from below; corrections still rest "
-                               "on their assumptions.")
-                else:
-                    n1 = int(rows["n_1"].min()) if len(rows) else 0
-                    k = int(rows["n_levels"].max()) if len(rows) else 2
-                    pw = nco_power(max(n1, 2), margin=margin, n_levels=max(k, 2), method="iut", draws=2000).tidy()
-                    shown = "none of them" if n_eq == 0 else f"only {n_eq}"
+        for label, cat in _groups(t[t["measure"] == "tvd"]):
+            it = cat["iteration"].iloc[0] if "iteration" in cat and len(cat) else None
+            for arm in treated or [x for x in log.arm_names if x != ref]:
+                rows = cat[cat["arm"] == arm]
+                terms = sorted(rows["term"].unique())
+                drifted = sorted(rows.loc[rows["p_value_fwer"] < 0.05, "term"].unique())
+                if drifted:
+                    eff_txt = ""
+                    if eff is not None:
+                        e = eff.tidy()
+                        e = e[(e["measure"] == "mean_diff") & (e["arm"] == arm)]
+                        if it is not None and "iteration" in e:
+                            e = e[e["iteration"] == it]
+                        if len(e):
+                            eff_txt = f" of {_fmt(e['estimate'].iloc[0])}"
                     out.append(
-                        f"No drift detected between {arm} and {ref} on {len(terms)} NCOs, but equivalence within "
-                        f"{margin} TVD was shown for {shown}: absence of evidence is not evidence of absence "
-                        f"(with {n1} units per arm the equivalence test has power {_fmt(pw['power'].iloc[0])}).")
-        pl = cat[cat["arm"].isin(placebo)]
-        if len(pl):
-            n_pl = int((pl["p_value_fwer"] < 0.05).sum())
-            out.append(f"Placebo arms (meaning-preserving texts) drift on {n_pl} of {len(pl)} NCO comparisons: "
-                       + ("the model's answers move even under sham interventions (response-style drift)."
-                          if n_pl else "sham interventions leave the NCOs in place."))
+                        f"{label}Drift detected on {len(drifted)} of {len(terms)} NCOs between {arm} and {ref} "
+                        f"(family-wise p < 0.05: {', '.join(drifted)}): the arms hold different implied populations, "
+                        f"so the observed effect{eff_txt} is not interpretable as causal without adjustment.")
+                else:
+                    n_eq = 0
+                    if eq is not None:
+                        et = eq.tidy()
+                        et = et[(et["arm"] == arm) & et["equivalent"].fillna(False).astype(bool)]
+                        if it is not None and "iteration" in et:
+                            et = et[et["iteration"] == it]
+                        n_eq = int(et["term"].nunique())
+                    if n_eq == len(terms) and terms:
+                        out.append(f"{label}No drift beyond {margin} TVD on all {len(terms)} NCOs between {arm} and "
+                                   f"{ref} (equivalence shown). NCOs bound latent drift only from below; corrections "
+                                   "still rest on their assumptions.")
+                    else:
+                        n1 = int(rows["n_1"].min()) if len(rows) else 0
+                        k = int(rows["n_levels"].max()) if len(rows) else 2
+                        pw = nco_power(max(n1, 2), margin=margin, n_levels=max(k, 2), method="iut", draws=2000).tidy()
+                        shown = "none of them" if n_eq == 0 else f"only {n_eq}"
+                        out.append(
+                            f"{label}No drift detected between {arm} and {ref} on {len(terms)} NCOs, but equivalence "
+                            f"within {margin} TVD was shown for {shown}: absence of evidence is not evidence of absence "
+                            f"(with {n1} units per arm the equivalence test has power {_fmt(pw['power'].iloc[0])}).")
+            pl = cat[cat["arm"].isin(placebo)]
+            if len(pl):
+                n_pl = int((pl["p_value_fwer"] < 0.05).sum())
+                out.append(f"{label}Placebo arms (meaning-preserving texts) drift on {n_pl} of {len(pl)} NCO comparisons: "
+                           + ("the model's answers move even under sham interventions (response-style drift)."
+                              if n_pl else "sham interventions leave the NCOs in place."))
     fid = a.results.get("fidelity")
     if fid is not None:
         ft = fid.tidy()
-        ov = ft[ft["term"] == "overall"]
-        for r in ov.itertuples():
-            if r.arm in placebo:
-                continue
-            if np.isnan(r.p_value):
-                how = "no test: the arms do not differ within any pair" if r.share_0 == r.share_1 else "no test"
-            else:
-                how = f"{'significantly' if r.p_value < 0.05 else 'not significantly'} different, p = {_fmt(r.p_value)}"
-            out.append(f"Persona fidelity: specified attributes were reported as specified by {r.share_0:.0%} of units in "
-                       f"{r.reference} and {r.share_1:.0%} in {r.arm} ({how}).")
+        for label, ov in _groups(ft[(ft["term"] == "overall") & ~ft["arm"].isin(placebo)]):
+            for r in ov.itertuples():
+                if np.isnan(r.p_value):
+                    how = "no test: the arms do not differ within any pair" if r.share_0 == r.share_1 else "no test"
+                else:
+                    how = f"{'significantly' if r.p_value < 0.05 else 'not significantly'} different, p = {_fmt(r.p_value)}"
+                out.append(f"{label}Persona fidelity: specified attributes were reported as specified by {r.share_0:.0%} "
+                           f"of units in {r.reference} and {r.share_1:.0%} in {r.arm} ({how}).")
     did = a.results.get("did")
     if did is not None and len(did):
-        d = did[~did["arm"].isin(placebo)]
-        if len(d):
-            out.append(f"NCO difference-in-differences moves the estimate to between {_fmt(d['estimate'].min())} and "
-                       f"{_fmt(d['estimate'].max())} depending on the NCO (assumes additive equi-confounding after "
-                       "rescaling each NCO to the outcome's scale); disagreement across NCOs signals that the assumption fails.")
+        for label, d in _groups(did[~did["arm"].isin(placebo)]):
+            if len(d):
+                out.append(f"{label}NCO difference-in-differences moves the estimate to between {_fmt(d['estimate'].min())} "
+                           f"and {_fmt(d['estimate'].max())} depending on the NCO (assumes additive equi-confounding "
+                           "after rescaling each NCO to the outcome's scale); disagreement across NCOs signals that the "
+                           "assumption fails.")
     cal = a.results.get("calibration")
     if cal is not None:
         ct = cal.tidy()
-        c = ct[ct["calibrated"].astype(bool)]
-        for r in c.itertuples():
-            out.append(f"Calibrated against {cal.null.n_used} placebo contrast(s), the effect of {r.arm} is "
-                       f"{_fmt(r.estimate)} [{_fmt(r.conf_low)}, {_fmt(r.conf_high)}], p = {_fmt(r.p_value)} "
-                       + ("(few controls: the empirical null is poorly determined)." if cal.null.n_used < 20 else "."))
+        for label, c in _groups(ct[ct["calibrated"].astype(bool)]):
+            for r in c.itertuples():
+                out.append(f"{label}Calibrated against {cal.null.n_used} placebo contrast(s), the effect of {r.arm} is "
+                           f"{_fmt(r.estimate)} [{_fmt(r.conf_low)}, {_fmt(r.conf_high)}], p = {_fmt(r.p_value)} "
+                           + ("(few controls: the empirical null is poorly determined)." if cal.null.n_used < 20 else "."))
     if not out:
         out.append("Nothing to conclude: the log has no NCOs, fidelity items or outcome to analyse.")
     return out

@@ -126,14 +126,15 @@ def effects_section(a: Any) -> Section:
     blocks.append(Block("heading", "Empirical calibration against placebo arms"))
     cal = a.results.get("calibration")
     if cal is not None:
-        blocks.append(table(cal.tidy(), ["term", "arm", "reference", "calibrated", "estimate", "std_error", "conf_low",
-                                         "conf_high", "p_value"]))
+        blocks.append(table(cal.tidy(), ["term", *cal.by, "arm", "reference", "calibrated", "estimate", "std_error",
+                                         "conf_low", "conf_high", "p_value"]))
         blocks.append(Block("assumptions", list(cal.assumptions) + list(cal.diagnostics)))
         blocks.append(figure(cal.plot(), "calibration plot"))
-        for r in cal.tidy().itertuples():
-            if r.calibrated:
-                rows.append({"label": f"calibrated: {r.arm}", "estimate": r.estimate, "conf_low": r.conf_low,
-                             "conf_high": r.conf_high})
+        for r in cal.tidy().to_dict("records"):
+            if r["calibrated"]:
+                it = f" (iteration {r['iteration']})" if "iteration" in cal.by else ""
+                rows.append({"label": f"calibrated: {r['arm']}{it}", "estimate": r["estimate"],
+                             "conf_low": r["conf_low"], "conf_high": r["conf_high"]})
     else:
         blocks.append(Block("skipped", a.skipped.get("calibration", "not computed")))
     blocks.append(Block("heading", "Proximal 2SLS"))

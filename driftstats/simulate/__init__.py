@@ -7,6 +7,7 @@ against them (methods.md section 6).
 from driftstats.simulate.fidelity import simulate_fidelity_log
 from driftstats.simulate.latent import LatentWorld, simulate_latent_world, simulate_placebo_log, simulate_proxy_data
 from driftstats.simulate.nco import simulate_nco_log, tilt_categorical
+from driftstats.simulate.study import simulate_study_log
 
 __all__ = [
     "LatentWorld",
@@ -15,5 +16,6 @@ __all__ = [
     "simulate_nco_log",
     "simulate_placebo_log",
     "simulate_proxy_data",
+    "simulate_study_log",
     "tilt_categorical",
 ]

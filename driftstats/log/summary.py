@@ -73,8 +73,11 @@ def summarize_log(log: SimLog) -> LogSummary:
     ).df()
     items = con.execute(
         """SELECT i.item, i.role, i.scale, json_array_length(i.options) AS levels,
-                  count(a.item) AS rows, count(*) FILTER (WHERE NOT a.valid) AS invalid_rows
-           FROM items i LEFT JOIN answers a USING (item) GROUP BY ALL ORDER BY i.role, i.item"""
+                  count(a.item) AS rows, count(*) FILTER (WHERE NOT a.valid) AS invalid_rows,
+                  any_value(i.text) AS text,
+                  array_to_string(CAST(from_json(any_value(i.options), '["VARCHAR"]') AS VARCHAR[]), ' | ') AS options
+           FROM items i LEFT JOIN answers a USING (item) GROUP BY i.item, i.role, i.scale, i.options
+           ORDER BY i.role, i.item"""
     ).df()
     invalid = con.execute(
         """SELECT arm, item, count(*) FILTER (WHERE NOT valid) AS invalid, count(*) AS rows

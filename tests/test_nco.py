@@ -309,3 +309,45 @@ def test_fidelity_detects_arm_difference_and_pairs() -> None:
     ind = ds.fidelity(ds.simulate_fidelity_log(n_per_arm=300, fidelity=(0.9, 0.9), paired=False, seed=6)).tidy()
     assert (ind["measure"] == "difference").all()
     assert (ind["p_value"] > 0.001).all()
+
+
+# ----------------------------------------------------------------------------- the count-table engine
+def test_counts_engine_agrees_with_exact_engine() -> None:
+    log = ds.simulate_nco_log(n_per_arm=2000, tvd=[0.0, 0.04], n_nco=2, seed=30)
+    a = ds.nco_test(log, engine="exact", seed=1, n_boot=0).tidy().set_index("term")
+    b = ds.nco_test(log, engine="counts", seed=2, n_boot=0).tidy().set_index("term")
+    for col in ("estimate", "conf_low", "conf_high", "statistic", "mean_shift"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-10)
+    mc = 4 * np.sqrt(0.25 / 2000) * np.sqrt(2)
+    assert (abs(a["p_value"] - b["p_value"]) < mc).all()
+    assert (abs(a["null_mean"] - b["null_mean"]) < 0.002).all()
+    assert (b["p_value_fwer"] >= b["p_value"]).all()
+
+
+def test_counts_engine_size_and_familywise_size() -> None:
+    """Exact marginal size; family-wise size of the Gaussian joint law within MC error (250 reps)."""
+    from driftstats.nco._engine_counts import analyse_counts
+    from driftstats.log.simlog import ItemInfo
+
+    rng = np.random.default_rng(31)
+    items = [ItemInfo(f"n{j}", None, ("a", "b", "c"), "nominal", "nco", None) for j in range(3)]
+    reps, hit, fam = 250, 0, 0
+    for _ in range(reps):
+        base = rng.integers(0, 3, 600)
+        codes = np.stack([base, np.where(rng.random(600) < 0.5, base, rng.integers(0, 3, 600)),
+                          rng.integers(0, 3, 600)], axis=1)
+        arm = np.zeros(600, bool)
+        arm[:300] = True
+        out = analyse_counts(codes, arm, items, {}, ("t", "c"), n_perm=199, n_boot=0, conf_level=0.95, rng=rng)
+        hit += out.rows[0]["p_value"] <= 0.05
+        fam += min(r["p_value_fwer"] for r in out.rows) <= 0.05
+    assert abs(hit / reps - 0.05) <= band(0.05, reps)
+    assert abs(fam / reps - 0.05) <= band(0.05, reps) + 0.01
+
+
+def test_engine_errors() -> None:
+    log = ds.simulate_nco_log(n_per_arm=30, n_nco=1, paired=True, seed=32)
+    with pytest.raises(InvalidArgumentError, match="engine='counts' cannot be used here: it permutes without strata"):
+        ds.nco_test(log, strata="persona_id", engine="counts")
+    with pytest.raises(InvalidArgumentError, match="engine must be one of"):
+        ds.nco_test(log, engine="fast")

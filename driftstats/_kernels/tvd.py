@@ -76,7 +76,7 @@ def projection_interval(
 def perm_pvalue(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """``(1 + #{T_b >= T_obs}) / (B + 1)`` per column (exact-size permutation p-value)."""
     null = np.atleast_2d(null)
-    tol = 1e-12 * np.maximum(1.0, np.abs(observed))
+    tol = 1e-9 * np.maximum(1.0, np.abs(observed))
     return (1.0 + (null >= observed - tol).sum(axis=0)) / (null.shape[0] + 1.0)
 
 

@@ -126,14 +126,16 @@ def _typed(
     extras = [c for c in cols if c not in names and c != ROW] if keep_extras else []
     select += [qi(c) for c in extras]
     con.execute(f"CREATE OR REPLACE TABLE {qi(target)} AS SELECT {ROW}, {', '.join(select)} FROM {qi(raw)}")
-    for f in fields:
-        if not f.nullable:
+    required = [f for f in fields if not f.nullable]
+    exprs = ", ".join(f"count(*) FILTER (WHERE {qi(f.name)} IS NULL)" for f in required)
+    counts = con.execute(f"SELECT {exprs} FROM {qi(target)}").fetchall()[0]
+    for f, n_null in zip(required, counts, strict=True):
+        if n_null:
             n, rows = _offending(con, target, f"{qi(f.name)} IS NULL")
-            if n:
-                raise InvalidValueError(
-                    f"{table_label}: column {f.name!r} has missing values in {_rows_text(n, rows)}. "
-                    f"Expected: a value on every row. Fix: fill them or drop those rows before reading."
-                )
+            raise InvalidValueError(
+                f"{table_label}: column {f.name!r} has missing values in {_rows_text(n, rows)}. "
+                f"Expected: a value on every row. Fix: fill them or drop those rows before reading."
+            )
     return extras
 
 
@@ -385,7 +387,11 @@ def _derive_answers(con: duckdb.DuckDBPyConnection, *, items_inferred: bool, dia
 def _check_keys(con: duckdb.DuckDBPyConnection) -> None:
     keys = list(ANSWER_KEYS)
     k = ", ".join(qi(c) for c in keys)
-    dup = con.execute(
+    # fast pre-check on one hash per row; the detailed (expensive) query runs only on a hit
+    n_rows, n_distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT hash({k}, CASE WHEN mode = 'dist' THEN response END)) FROM answers"
+    ).fetchall()[0]
+    dup = [] if n_rows == n_distinct else con.execute(
         f"""SELECT {k}, count(*), list({ROW} ORDER BY {ROW})[1:5] FROM answers
             GROUP BY {k}, CASE WHEN mode = 'dist' THEN response END HAVING count(*) > 1
             ORDER BY min({ROW}) LIMIT 1"""
@@ -401,7 +407,8 @@ def _check_keys(con: duckdb.DuckDBPyConnection) -> None:
             f"one row; first: {key_text} on rows {dup[0][-1]}. Fix: give repeated answers distinct "
             "'replicate' numbers, or drop exact duplicates."
         )
-    bad = con.execute(
+    has_dist = con.execute("SELECT count(*) FROM answers WHERE mode = 'dist'").fetchall()[0][0]
+    bad = [] if not has_dist else con.execute(
         f"""SELECT {k}, sum(prob) FROM answers WHERE mode = 'dist' AND valid GROUP BY {k}
             HAVING abs(sum(prob) - 1) > {PROB_TOLERANCE} LIMIT 1"""
     ).fetchall()
@@ -415,7 +422,9 @@ def _check_keys(con: duckdb.DuckDBPyConnection) -> None:
             f"{PROB_TOLERANCE}); first: unit_id={bad[0][keys.index("unit_id")]!r}, item={bad[0][keys.index("item")]!r}, sum={bad[0][-1]:.6g}. "
             "Fix: renormalise over the item's options."
         )
-    two_arms = con.execute(
+    units, unit_arms = con.execute(
+        "SELECT count(DISTINCT unit_id), count(DISTINCT hash(unit_id, arm)) FROM answers").fetchall()[0]
+    two_arms = [] if units == unit_arms else con.execute(
         "SELECT unit_id, list(DISTINCT arm) FROM answers GROUP BY unit_id HAVING count(DISTINCT arm) > 1 LIMIT 1"
     ).fetchall()
     if two_arms:
@@ -537,6 +546,9 @@ def build_tables(
     invalid = con.execute("SELECT count(*) FROM answers WHERE NOT valid").fetchall()[0][0]
     if invalid:
         diagnostics.append(f"{invalid} answer row(s) are flagged invalid (kept; analyses leave them out)")
-    for table in ("answers", "items", "arms", "personas"):
+    # answers were created in source order: dropping the helper column is enough (no sort, no copy);
+    # the small side tables may come from unordered queries, so they are rewritten in order
+    con.execute(f"ALTER TABLE answers DROP COLUMN {ROW}")
+    for table in ("items", "arms", "personas"):
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({ROW}) FROM {table} ORDER BY {ROW}")
     return diagnostics

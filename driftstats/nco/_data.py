@@ -21,7 +21,7 @@ from driftstats.errors import InsufficientDataError, InvalidArgumentError
 from driftstats.log._sql import qi
 from driftstats.log.simlog import ItemInfo, SimLog
 
-__all__ = ["Pairs", "PairData", "extract", "resolve_items", "resolve_pairs"]
+__all__ = ["Pairs", "PairData", "extract", "extract_wide", "resolve_items", "resolve_pairs", "wide_eligible"]
 
 Pairs = Literal["reference", "all"]
 
@@ -221,3 +221,36 @@ def pair_from_codes(
                     arm1_mask=np.r_[np.ones(c1.shape[0], bool), np.zeros(c0.shape[0], bool)],
                     strata=strata, cat_items=items, blocks=blocks, H=H, P=present.astype(np.float32),
                     num_items=[], X=np.zeros((n, 0)))
+
+
+def wide_eligible(log: SimLog, items: list[ItemInfo], mode: str, strata: str | None) -> str | None:
+    """Why the count-table engine cannot be used (None when it can)."""
+    if mode != "sample":
+        return "it needs sampled answers (mode='sample')"
+    if strata is not None:
+        return "it permutes without strata"
+    if any(i.scale == "numeric" for i in items):
+        return "it handles categorical NCOs only"
+    reps = log.con.execute(
+        f"SELECT max(replicate) FROM answers WHERE mode = 'sample' AND item IN ({', '.join('?' for _ in items)})",
+        [i.item for i in items]).fetchall()[0][0]
+    if reps:
+        return "units answered some NCOs more than once (replicates)"
+    return None
+
+
+def extract_wide(log: SimLog, items: list[ItemInfo], arms: list[str], *, by: Sequence[str]) -> pd.DataFrame:
+    """One row per unit: the ``by`` columns, ``arm`` and one response-code column per NCO (NaN: no answer).
+
+    One aggregation in DuckDB, so logs on disk are never pulled row by row into pandas.
+    """
+    for b in by:
+        if b not in log.columns():
+            raise InvalidArgumentError(f"by={b!r} is not a column of the answers; columns: {list(log.columns())}.")
+    cols = ", ".join(f"max(response_code) FILTER (WHERE item = ?) AS {qi('c_' + str(j))}" for j in range(len(items)))
+    by_sql = "".join(f"{qi(b)}, " for b in by)
+    q = (f"SELECT {by_sql}arm, {cols} FROM answers WHERE valid AND mode = 'sample' "
+         f"AND item IN ({', '.join('?' for _ in items)}) AND arm IN ({', '.join('?' for _ in arms)}) "
+         f"GROUP BY {by_sql}arm, unit_id")
+    names = [i.item for i in items]
+    return log.con.execute(q, [*names, *names, *arms]).df()

@@ -87,7 +87,14 @@ def analyse_pair(
     ntot = pdata.P.sum(axis=0, dtype=np.float64).astype(np.float32)
     ks_prep = [_ks_prep(pdata.X[:, j]) for j in range(len(pdata.num_items))]
     m_obs = pdata.arm1_mask.astype(np.float32)[None, :]
+    # p-values compare the observed statistic with permuted ones computed on the same (float32)
+    # arithmetic path, so exact ties stay ties; estimates are reported from a float64 computation
     observed = _stats(m_obs, pdata, stot, ntot, ks_prep)[0]
+    pdata64 = PairData(group=pdata.group, arm1=pdata.arm1, arm0=pdata.arm0, arm1_mask=pdata.arm1_mask,
+                       strata=pdata.strata, cat_items=pdata.cat_items, blocks=pdata.blocks,
+                       H=pdata.H.astype(np.float64), P=pdata.P.astype(np.float64), num_items=pdata.num_items,
+                       X=pdata.X)
+    observed64 = _stats(m_obs.astype(np.float64), pdata64, pdata64.H.sum(axis=0), pdata64.P.sum(axis=0), ks_prep)[0]
     null = np.concatenate(
         [_stats(m, pdata, stot, ntot, ks_prep) for m in perm_chunks(lay, n_perm, rng, chunk)], axis=0
     )
@@ -126,7 +133,7 @@ def analyse_pair(
             v0 = h[m0].var(axis=0) if n0 else np.nan
             se = np.sqrt(v1 / max(n1, 1) + v0 / max(n0, 1))
         low, high = projection_interval(q1 - q0, se, conf_level) if n1 and n0 else (math.nan, math.nan)
-        est = float(observed[j])
+        est = float(observed64[j])
         if boot.size:
             tb = boot[:, j]
             tb = tb[np.isfinite(tb)]
@@ -160,7 +167,7 @@ def analyse_pair(
         x = pdata.X[:, jn]
         present = ~np.isnan(x)
         md = _mean_diff(x, present, lay, conf_level)
-        est = float(observed[j])
+        est = float(observed64[j])
         rows.append({
             "term": item.item, "arm": pdata.arm1, "reference": pdata.arm0, "measure": "ks",
             "n_1": int((arm1 & present).sum()), "n_0": int((~arm1 & present).sum()), "n_levels": None,

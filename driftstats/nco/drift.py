@@ -14,12 +14,18 @@ from driftstats._args import as_columns, check_choice, check_conf_level, check_p
 from driftstats._kernels.tvd import minp_fwer
 from driftstats._result import Provenance, Result
 from driftstats.log.simlog import SimLog, Source, as_log
-from driftstats.nco._data import Pairs, extract, resolve_items, resolve_pairs
+from driftstats.errors import InvalidArgumentError
+from driftstats.nco._data import Pairs, extract, extract_wide, resolve_items, resolve_pairs, wide_eligible
 from driftstats.nco._engine import analyse_pair
+from driftstats.nco._engine_counts import analyse_counts
 
 __all__ = ["NcoTestResult", "nco_test"]
 
 Mode = Literal["sample", "dist"]
+Engine = Literal["auto", "exact", "counts"]
+
+#: ``engine="auto"`` switches to the count-table engine above about this many unit-permutations
+COUNTS_THRESHOLD = 2e8
 
 NCO_ASSUMPTIONS = (
     "N1 (exclusion): the intervention changes an NCO's report only through who the simulated user "
@@ -86,6 +92,7 @@ def nco_test(
     n_boot: int = 2000,
     conf_level: float = 0.95,
     seed: int | np.random.Generator | None = None,
+    engine: Engine = "auto",
 ) -> NcoTestResult:
     """Test every NCO for drift between arms, with valid inference.
 
@@ -119,6 +126,12 @@ def nco_test(
         Level of every interval.
     seed
         Seed or ``numpy.random.Generator``.
+    engine
+        ``"exact"``: unit-level permutations shared by all NCOs (any design). ``"counts"``:
+        count tables for large logs of sampled answers without strata: exact per-NCO nulls from
+        hypergeometric draws, family-wise p-values from the Gaussian limit of the joint
+        permutation law. ``"auto"`` (default) uses ``"counts"`` when it applies and the log has
+        more than about ``COUNTS_THRESHOLD / n_perm`` units, ``"exact"`` otherwise.
 
     Returns
     -------
@@ -154,13 +167,30 @@ def nco_test(
     sl = as_log(log)
     items = resolve_items(sl, nco, role="nco", arg="nco")
     arm_pairs = resolve_pairs(sl, arm, reference, pairs)
-    datasets = extract(sl, items, arm_pairs, by=by_cols, strata=strata, mode=mode)
-
+    check_choice("engine", engine, Engine)
+    why_not = wide_eligible(sl, items, mode, strata) if engine != "exact" else "not requested"
+    if engine == "counts" and why_not:
+        raise InvalidArgumentError(f"engine='counts' cannot be used here: {why_not}. Use engine='exact'.")
+    if engine == "auto" and why_not is None:
+        answered = sl.con.execute(
+            f"SELECT count(*) FROM answers WHERE mode = 'sample' AND item IN ({', '.join('?' for _ in items)})",
+            [i.item for i in items]).fetchall()[0][0]
+        if answered / len(items) * n_perm < COUNTS_THRESHOLD:
+            why_not = "small log"
     rows: list[dict[str, Any]] = []
     dists: list[dict[str, Any]] = []
     diagnostics: list[str] = []
     layouts: set[str] = set()
-    for pdata in datasets:
+    if why_not is None:
+        n_groups = _run_counts(sl, items, arm_pairs, by_cols, n_perm=n_perm, n_boot=n_boot, conf_level=conf_level,
+                               rng=rng, rows=rows, dists=dists)
+        diagnostics.append(
+            "count-table engine: exact per-NCO permutation nulls (hypergeometric); family-wise p-values from the "
+            "Gaussian limit of the joint permutation law (exact covariance), accurate for the large n it is used for")
+        datasets: list[Any] = [None] * n_groups
+    else:
+        datasets = extract(sl, items, arm_pairs, by=by_cols, strata=strata, mode=mode)
+    for pdata in [d for d in datasets if d is not None]:
         if pdata.n_units == 0:
             diagnostics.append(f"{pdata.group} {pdata.arm1} vs {pdata.arm0}: skipped ({'; '.join(pdata.notes)})")
             continue
@@ -208,6 +238,35 @@ def nco_test(
         provenance=Provenance(call="nco_test", seed=seed_value(seed), data=_hashes(sl)),
         distributions=pd.DataFrame(dists),
     )
+
+
+def _run_counts(sl: SimLog, items: list[Any], arm_pairs: list[tuple[str, str]], by_cols: tuple[str, ...], *,
+                n_perm: int, n_boot: int, conf_level: float, rng: np.random.Generator,
+                rows: list[dict[str, Any]], dists: list[dict[str, Any]]) -> int:
+    arms = sorted({a for p in arm_pairs for a in p})
+    wide = extract_wide(sl, items, arms, by=by_cols)
+    code_cols = [f"c_{j}" for j in range(len(items))]
+    grouped = wide.groupby(list(by_cols), sort=True) if by_cols else [((), wide)]
+    n = 0
+    for key, g in grouped:
+        key = key if isinstance(key, tuple) else (key,)
+        group = {b: (v.item() if hasattr(v, "item") else v) for b, v in zip(by_cols, key, strict=True)}
+        for a1, a0 in arm_pairs:
+            sub = g[g["arm"].isin([a1, a0])]
+            mask = (sub["arm"] == a1).to_numpy()
+            if mask.all() or not mask.any():
+                continue
+            codes = sub[code_cols].fillna(-1).to_numpy(dtype=np.int64)
+            out = analyse_counts(codes, mask, items, group, (a1, a0), n_perm=n_perm, n_boot=n_boot,
+                                 conf_level=conf_level, rng=rng)
+            p = np.array([r["p_value"] for r in out.rows])
+            holm = multipletests(p, method="holm")[1]
+            bh = multipletests(p, method="fdr_bh")[1]
+            for r, h, b in zip(out.rows, holm, bh, strict=True):
+                rows.append({**group, **r, "p_value_holm": h, "p_value_bh": b})
+            dists.extend(out.distributions)
+            n += 1
+    return n
 
 
 def _looks_paired(sl: SimLog) -> bool:

@@ -1,0 +1,132 @@
+"""Benchmark: the NCO audit of a 10M-row log against a naive loop and a single DuckDB scan.
+
+A synthetic log (10 NCOs x 2 arms x 5 iterations, 100,000 units per arm and iteration,
+10,000,000 answer rows) is written to Parquet (zstd) once under bench/out/. In this run we time:
+
+* the full audit: ``read_log`` (every validation) + ``nco_test`` with 2,000 permutations;
+* one plain DuckDB ``GROUP BY`` count over the same columns (the cost of reading the data once);
+* a naive row-level loop (pandas ``value_counts`` inside ``scipy.stats.permutation_test``) on a
+  subsample of one NCO x iteration, extrapolated linearly to all rows and 2,000 permutations;
+* peak traced memory of ``nco_test`` with 200 and 2,000 permutations (must not grow with permutations).
+
+Usage: python bench/nco_audit.py [--rows 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import tracemalloc
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy import stats
+
+import driftstats as ds
+
+OUT = Path(__file__).parent / "out"
+N_NCO, N_ITER, K = 10, 5, 5
+LEVELS = [f"L{k + 1}" for k in range(K)]
+
+
+def make_log(rows: int, path: Path, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    units_per_iter = rows // (N_NCO * N_ITER)
+    n_units = units_per_iter * N_ITER
+    unit = np.repeat(np.arange(n_units), N_NCO)
+    item = np.tile(np.arange(N_NCO), n_units)
+    it = unit // units_per_iter
+    arm = (unit % 2).astype(np.int8)  # alternate arms
+    # drift: in iterations 0-1 the treatment arm moves 3% of mass to level 0 on NCOs 0-2
+    p = np.full((2, K), 1 / K)
+    codes = (rng.random(unit.size)[:, None] > np.cumsum(p[0])[None, :]).sum(axis=1)
+    drift = (arm == 1) & (it < 2) & (item < 3) & (rng.random(unit.size) < 0.03)
+    codes = np.where(drift, 0, codes).clip(max=K - 1)
+    table = pa.table({
+        "iteration": pa.array(it.astype(np.int64)),
+        "unit_id": pa.DictionaryArray.from_arrays(pa.array(unit.astype(np.int32)),
+                                                  pa.array([f"u{u:07d}" for u in range(n_units)])),
+        "arm": pa.DictionaryArray.from_arrays(pa.array(arm), pa.array(["control", "treatment"])),
+        "item": pa.DictionaryArray.from_arrays(pa.array(item.astype(np.int8)),
+                                               pa.array([f"nco_{j + 1}" for j in range(N_NCO)])),
+        "response": pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), pa.array(LEVELS)),
+    })
+    pq.write_table(table, path, compression="zstd")
+    items = pd.DataFrame({"item": [f"nco_{j + 1}" for j in range(N_NCO)], "options": [json.dumps(LEVELS)] * N_NCO,
+                          "scale": "nominal", "role": "nco"})
+    items.to_parquet(path.with_name(path.stem + ".items.parquet"))
+    pd.DataFrame({"arm": ["control", "treatment"], "kind": ["control", "treatment"]}).to_parquet(
+        path.with_name(path.stem + ".arms.parquet"))
+
+
+def scan(path: Path) -> float:
+    con = duckdb.connect()
+    t = time.perf_counter()
+    con.execute(f"SELECT iteration, arm, item, response, count(*) FROM read_parquet('{path}') GROUP BY ALL").fetchall()
+    return time.perf_counter() - t
+
+
+def naive(path: Path, sub_rows: int = 20_000, perms: int = 40) -> tuple[float, float]:
+    """Seconds per (row x permutation) of a row-level pandas + scipy loop, and its extrapolation."""
+    con = duckdb.connect()
+    df = con.execute(f"SELECT arm, response FROM read_parquet('{path}') WHERE item = 'nco_1' AND iteration = 0 "
+                     f"LIMIT {sub_rows}").df()
+    x1 = df.loc[df["arm"] == "treatment", "response"].to_numpy()
+    x0 = df.loc[df["arm"] == "control", "response"].to_numpy()
+
+    def tvd(a, b):  # noqa: ANN001, ANN202
+        qa = pd.Series(a).value_counts(normalize=True)
+        qb = pd.Series(b).value_counts(normalize=True)
+        return 0.5 * qa.sub(qb, fill_value=0).abs().sum()
+
+    t = time.perf_counter()
+    stats.permutation_test((x1, x0), tvd, permutation_type="independent", n_resamples=perms, vectorized=False,
+                           alternative="greater", random_state=0)
+    per = (time.perf_counter() - t) / (perms * len(df))
+    total_rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
+    return per, per * total_rows * 2000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    args = ap.parse_args()
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"nco_{args.rows}.parquet"
+    if not path.exists():
+        t = time.perf_counter()
+        make_log(args.rows, path)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f} s")
+    scan_s = min(scan(path) for _ in range(3))
+    t0 = time.perf_counter()
+    log = ds.read_log(path)
+    t1 = time.perf_counter()
+    res = ds.nco_test(log, n_perm=2000, n_boot=0, seed=1)
+    t2 = time.perf_counter()
+    audit_s = t2 - t0
+    print(f"rows: {log.n_rows:,}; read + validate {t1 - t0:.2f} s; nco_test (2,000 permutations, "
+          f"{len(res.tidy())} tests) {t2 - t1:.2f} s; engine: {res.diagnostics[0].split(':')[0]}")
+    drifted = res.tidy().query("p_value_fwer < 0.05")[["iteration", "term"]].values.tolist()
+    print(f"drift found (family-wise p < 0.05): {drifted}")
+    mem = {}
+    for b in (200, 2000):
+        tracemalloc.start()
+        ds.nco_test(log, n_perm=b, n_boot=0, seed=1)
+        mem[b] = tracemalloc.get_traced_memory()[1] / 1e6
+        tracemalloc.stop()
+    print(f"peak traced memory of nco_test: {mem[200]:.0f} MB at 200 permutations, {mem[2000]:.0f} MB at 2,000 "
+          f"(ratio {mem[2000] / mem[200]:.2f})")
+    per, naive_s = naive(path)
+    print(f"scan: audit {audit_s:.2f} s vs one DuckDB GROUP BY scan {scan_s:.2f} s = {audit_s / scan_s:.1f}x "
+          f"(target <= 2x)")
+    print(f"nco_audit: {audit_s:.1f} s vs naive loop {naive_s:,.0f} s (extrapolated from {per * 1e9:.0f} ns per "
+          f"row-permutation) = {naive_s / audit_s:,.0f}x (target >= 100x, audit <= 30 s)")
+
+
+if __name__ == "__main__":
+    main()

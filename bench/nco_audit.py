@@ -79,7 +79,7 @@ def naive(path: Path, sub_rows: int = 20_000, perms: int = 40) -> tuple[float, f
     x1 = df.loc[df["arm"] == "treatment", "response"].to_numpy()
     x0 = df.loc[df["arm"] == "control", "response"].to_numpy()
 
-    def tvd(a, b):  # noqa: ANN001, ANN202
+    def tvd(a, b):
         qa = pd.Series(a).value_counts(normalize=True)
         qb = pd.Series(b).value_counts(normalize=True)
         return 0.5 * qa.sub(qb, fill_value=0).abs().sum()

@@ -8,7 +8,7 @@ from collectors.study import Study, StudyError, load_study
 __all__ = ["Study", "StudyError", "load_study", "run_study"]
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str):
     if name == "run_study":
         from collectors.runner import run_study
 

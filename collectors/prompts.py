@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from collectors.population import Persona
 from collectors.study import ArmSpec, ItemSpec, Study
 
-__all__ = ["ItemPrompt", "Prompts", "LETTERS"]
+__all__ = ["LETTERS", "ItemPrompt", "Prompts"]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -40,7 +40,7 @@ class ItemPrompt:
 class Prompts:
     """Builds prompt texts for one study in one style ('completion' or 'chat')."""
 
-    def __init__(self, study: Study, *, style: str, chat_render=None) -> None:  # noqa: ANN001
+    def __init__(self, study: Study, *, style: str, chat_render=None) -> None:
         self.study = study
         self.style = style
         self._render = chat_render  # messages -> text, for chat style

@@ -35,10 +35,10 @@ _EXPORTS: dict[str, str] = {
     "effect": "driftstats.effects",
     "effect_model": "driftstats.effects",
     # decomposition and corrections
-    "decompose": "driftstats.decompose",
-    "decompose_world": "driftstats.decompose",
-    "retention": "driftstats.decompose",
-    "manski_bounds": "driftstats.decompose",
+    "decompose": "driftstats.decomposition",
+    "decompose_world": "driftstats.decomposition",
+    "retention": "driftstats.decomposition",
+    "manski_bounds": "driftstats.decomposition",
     "did_nco": "driftstats.correct",
     "p2sls": "driftstats.correct",
     "proximal_discrete": "driftstats.correct",
@@ -55,7 +55,7 @@ _EXPORTS: dict[str, str] = {
     # the audit
     "audit": "driftstats.report",
     # fidelity
-    "fidelity": "driftstats.fidelity",
+    "fidelity": "driftstats.persona",
     # errors live in driftstats.errors (imported eagerly: they are tiny)
 }
 

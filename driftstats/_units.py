@@ -28,7 +28,7 @@ LOG_COLUMNS = {"unit_id", "arm", "item", "response"}
 def is_log_like(data: Any) -> bool:
     if isinstance(data, (SimLog, str, Path)):
         return True
-    return isinstance(data, pd.DataFrame) and LOG_COLUMNS <= set(data.columns)
+    return isinstance(data, pd.DataFrame) and set(data.columns) >= LOG_COLUMNS
 
 
 class UnitData:
@@ -58,7 +58,7 @@ class UnitData:
         if self.log is not None:
             return self.log.reference_arm
         vals = self.frame[self.arm]
-        if set(vals.dropna().unique()) <= {0, 1, True, False}:
+        if set(vals.dropna().unique()) <= {0, 1}:
             return 0  # type: ignore[return-value]
         return sorted(vals.dropna().unique())[0]
 

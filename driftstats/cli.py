@@ -53,7 +53,7 @@ def _mapping(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _read(log: Path, fmt: str | None, mapping: list[str] | None, arm: str | None,
-          nco: list[str] | None, primary: list[str] | None):  # noqa: ANN202
+          nco: list[str] | None, primary: list[str] | None):
     from driftstats.log import read_log
 
     with console.status(f"reading and validating {log} ..."):

@@ -24,7 +24,7 @@ from scipy import stats
 
 from driftstats._args import as_columns, check_choice, check_conf_level
 from driftstats._result import Provenance, Result
-from driftstats._units import UnitData, unit_data
+from driftstats._units import UnitData, is_log_like, unit_data
 from driftstats.errors import InsufficientDataError, InvalidArgumentError
 
 __all__ = ["EffectResult", "ModelResult", "effect", "effect_model", "mean_contrast"]
@@ -230,32 +230,37 @@ def effect_model(
     conf_level = check_conf_level(conf_level)
     check_choice("family", family, Family)
     names = [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", formula) if n not in {"C", "Q", "np", "I", "response"}]
-    ud = unit_data(data, [], arm="arm" if not isinstance(data, pd.DataFrame) or "item" in data.columns else "arm",
-                   mode=mode)
-    wanted = [n for n in names if n not in ud.frame.columns]
-    if ud.log is not None:
-        extra = [n for n in wanted if n in ud.log.item_names()]
-        if outcome is None and re.match(r"\s*response\s*~", formula):
-            outcome = _default_outcome(ud, None)
-        if outcome:
-            extra.append(outcome)
-        if extra:
-            ud = unit_data(data, extra, mode=mode)
-    frame = ud.frame.copy()
-    if re.match(r"\s*response\s*~", formula):
-        outcome = _default_outcome(ud, outcome)
-        frame["response"] = frame[outcome]
     lhs = formula.split("~", 1)[0].strip()
-    ref = ud.reference(reference)
-    levels = [ref, *[a for a in ud.arms() if a != ref]]
-    frame[ud.arm] = pd.Categorical(frame[ud.arm], categories=levels)
+    if is_log_like(data):
+        ud = unit_data(data, [], mode=mode)
+        assert ud.log is not None  # unit_data returns the log for log-like input
+        items = [n for n in names if n in ud.log.item_names() and n not in ud.frame.columns]
+        if lhs == "response":
+            outcome = _default_outcome(ud, outcome)
+            items.append(outcome)
+        if items:
+            ud = unit_data(data, items, mode=mode)
+        frame = ud.frame.copy()
+        ref = ud.reference(reference)
+        frame["arm"] = pd.Categorical(frame["arm"], categories=[ref, *[a for a in ud.arms() if a != ref]])
+    else:
+        if not isinstance(data, pd.DataFrame):
+            raise InvalidArgumentError(f"data must be a log or a DataFrame; got {type(data).__name__}.")
+        frame = data.reset_index(drop=True).copy()
+        if lhs == "response" and outcome is None:
+            raise InvalidArgumentError("with a plain DataFrame, name the outcome column on the left of '~'.")
+    if lhs == "response":
+        frame["response"] = frame[outcome]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise InvalidArgumentError(f"formula names {missing}, which are not items, persona attributes or columns; "
+                                   f"available: {sorted(map(str, frame.columns))}.")
     frame = frame.dropna(subset=[c for c in frame.columns if c in names or c == lhs])
     groups, vcov = _groups_for_cluster(frame, cluster)
     z = stats.norm.ppf(0.5 + conf_level / 2)
     if family == "ordinal":
-        from statsmodels.miscmodels.ordinal_model import OrderedModel
-
         from patsy import dmatrix
+        from statsmodels.miscmodels.ordinal_model import OrderedModel
 
         endog = pd.Categorical(frame[lhs].round().astype(int), ordered=True)
         exog = dmatrix(formula.split("~", 1)[1], frame, return_type="dataframe")

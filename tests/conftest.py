@@ -12,7 +12,7 @@ import pytest
 REQUIRE_ALL = os.environ.get("DRIFTSTATS_REQUIRE_ALL_DEPS") == "1"
 
 
-def require(module: str):  # noqa: ANN201
+def require(module: str):
     """importorskip that fails instead of skipping when DRIFTSTATS_REQUIRE_ALL_DEPS=1 (CI full job)."""
     if REQUIRE_ALL:
         return importlib.import_module(module)
@@ -72,7 +72,7 @@ def tables() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture
-def small_log(tables):  # noqa: ANN001, ANN201
+def small_log(tables):
     from driftstats import read_log
 
     return read_log(tables["answers"], items=tables["items"], personas=tables["personas"], arms=tables["arms"])

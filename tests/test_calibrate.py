@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 import driftstats as ds
-from driftstats.calibrate import calibrate_ci, calibrate_p, ease, fit_null, fit_systematic_error_model
+from driftstats.calibrate import (
+    calibrate_ci,
+    calibrate_p,
+    ease,
+    fit_null,
+    fit_systematic_error_model,
+)
 from driftstats.errors import InsufficientDataError, InvalidArgumentError
 
 SHARED = Path(__file__).parents[2] / "shared" / "reference-data"

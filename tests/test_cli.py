@@ -11,7 +11,7 @@ from driftstats.cli import app
 runner = CliRunner()
 
 
-def test_validate_ok_and_failure(tmp_path) -> None:  # noqa: ANN001
+def test_validate_ok_and_failure(tmp_path) -> None:
     log = ds.simulate_nco_log(n_per_arm=20, seed=1)
     good = tmp_path / "good.parquet"
     log.write(good)
@@ -27,7 +27,7 @@ def test_validate_ok_and_failure(tmp_path) -> None:  # noqa: ANN001
     assert r.exit_code == 2
 
 
-def test_summary_and_mapping(tmp_path) -> None:  # noqa: ANN001
+def test_summary_and_mapping(tmp_path) -> None:
     p = tmp_path / "foreign.csv"
     pd.DataFrame({"who": ["a", "b", "c", "d"], "group": ["x", "x", "y", "y"], "q": ["age"] * 4,
                   "ans": ["old", "young", "old", "old"]}).to_csv(p, index=False)
@@ -37,7 +37,7 @@ def test_summary_and_mapping(tmp_path) -> None:  # noqa: ANN001
     assert "Provenance" in r.output and "units: 4" in r.output
 
 
-def test_audit_writes_report(tmp_path) -> None:  # noqa: ANN001
+def test_audit_writes_report(tmp_path) -> None:
     log = ds.simulate_study_log(n_per_arm=60, seed=2)
     src = tmp_path / "study.duckdb"
     log.write(src)
@@ -48,7 +48,7 @@ def test_audit_writes_report(tmp_path) -> None:  # noqa: ANN001
     assert "report written to" in r.output
 
 
-def test_audit_edsl_export(tmp_path) -> None:  # noqa: ANN001
+def test_audit_edsl_export(tmp_path) -> None:
     from pathlib import Path
 
     example = Path(__file__).parents[1] / "data" / "edsl_example" / "results.csv"

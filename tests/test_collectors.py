@@ -46,7 +46,7 @@ SMALL = {
 }
 
 
-def tiny(**over) -> dict:  # noqa: ANN003
+def tiny(**over) -> dict:
     d = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in SMALL.items()}
     for k, v in over.items():
         d[k] = {**d[k], **v} if isinstance(v, dict) else v
@@ -54,7 +54,7 @@ def tiny(**over) -> dict:  # noqa: ANN003
 
 
 @pytest.fixture(scope="module")
-def backend():  # noqa: ANN201
+def backend():
     from collectors.backends.llama import LlamaBackend, resolve_model_path
 
     return LlamaBackend(resolve_model_path("smollm2-135m"), n_ctx=1024, n_threads=2)
@@ -65,7 +65,7 @@ def _answers(path: Path) -> pd.DataFrame:
     return a.sort_values(["unit_id", "item", "mode", "response"]).reset_index(drop=True)
 
 
-def test_constraint_adherence_and_schema(tmp_path, backend) -> None:  # noqa: ANN001
+def test_constraint_adherence_and_schema(tmp_path, backend) -> None:
     from collectors.runner import run_study
 
     study = parse_study(tiny())
@@ -85,7 +85,7 @@ def test_constraint_adherence_and_schema(tmp_path, backend) -> None:  # noqa: AN
     assert set(log.personas.query("not specified")["attribute"]) == {"education"}
 
 
-def test_distribution_mode_sums_to_one_and_matches_logits(backend) -> None:  # noqa: ANN001
+def test_distribution_mode_sums_to_one_and_matches_logits(backend) -> None:
     from collectors.backends.base import distribution
     from collectors.population import load_population
     from collectors.prompts import Prompts
@@ -119,7 +119,7 @@ def test_distribution_mode_sums_to_one_and_matches_logits(backend) -> None:  # n
     assert ranks_walk == ranks_direct
 
 
-def test_forked_equals_unforked_prefix_state(backend) -> None:  # noqa: ANN001
+def test_forked_equals_unforked_prefix_state(backend) -> None:
     """Logits of an item asked in a branch (prefix KV reused, other items asked before) equal those of
     the same tokens evaluated from scratch in a fresh context."""
     from collectors.backends.llama import LlamaBackend
@@ -140,14 +140,14 @@ def test_forked_equals_unforked_prefix_state(backend) -> None:  # noqa: ANN001
     assert backend.evaluated_tokens > 0
 
 
-def test_revalidation_catches_a_broken_constraint(tmp_path, backend, monkeypatch) -> None:  # noqa: ANN001
+def test_revalidation_catches_a_broken_constraint(tmp_path, backend, monkeypatch) -> None:
     """If outlines' kernels fail (e.g. numba missing), generation goes on unconstrained; answers that are
     not options are logged with valid = false and the error, never dropped or coerced."""
     from outlines.backends.outlines_core import OutlinesCoreLogitsProcessor
 
     from collectors.runner import run_study
 
-    def broken(self, batch_size, vocab_size):  # noqa: ANN001, ANN202
+    def broken(self, batch_size, vocab_size):
         raise ImportError("numba is required by outlines_core.kernels.numpy")
 
     monkeypatch.setattr(OutlinesCoreLogitsProcessor, "_setup", broken)
@@ -165,7 +165,7 @@ def test_revalidation_catches_a_broken_constraint(tmp_path, backend, monkeypatch
         assert set(s.loc[mask, "response"]) <= set(item["options"])
 
 
-def test_same_seed_same_responses(tmp_path, backend) -> None:  # noqa: ANN001
+def test_same_seed_same_responses(tmp_path, backend) -> None:
     from collectors.runner import run_study
 
     study = parse_study(tiny(design={"units_per_arm": 2}))
@@ -182,7 +182,7 @@ def _spawn(study_path: Path, out: Path) -> subprocess.Popen:
     )
 
 
-def test_kill_minus_9_then_resume_gives_the_uninterrupted_rows(tmp_path) -> None:  # noqa: ANN001
+def test_kill_minus_9_then_resume_gives_the_uninterrupted_rows(tmp_path) -> None:
     import tomllib  # noqa: F401  (the study is written as TOML below)
 
     study_path = tmp_path / "tiny.toml"
@@ -209,7 +209,7 @@ def test_kill_minus_9_then_resume_gives_the_uninterrupted_rows(tmp_path) -> None
 def _toml(d: dict) -> str:
     lines = []
 
-    def val(v):  # noqa: ANN001, ANN202
+    def val(v):
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, (int, float)):
@@ -234,7 +234,7 @@ def _toml(d: dict) -> str:
 
 
 # --------------------------------------------------------------------------- study-file errors
-def test_study_file_errors_name_the_field(tmp_path) -> None:  # noqa: ANN001
+def test_study_file_errors_name_the_field(tmp_path) -> None:
     bad = tiny()
     bad["items"] = [*bad["items"], {"name": "x", "role": "nco", "text": "?", "options": ["only"]}]
     with pytest.raises(StudyError, match=r"items\.3\.options: .*at least 2"):
@@ -287,7 +287,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():  # noqa: ANN201
+def server():
     require("uvicorn")
     from collectors.backends.llama import resolve_model_path
 
@@ -300,7 +300,7 @@ def server():  # noqa: ANN201
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
-            urllib.request.urlopen(url + "/v1/models", timeout=1)  # noqa: S310
+            urllib.request.urlopen(url + "/v1/models", timeout=1)
             break
         except OSError:
             time.sleep(0.5)
@@ -312,7 +312,7 @@ def server():  # noqa: ANN201
     proc.wait(timeout=30)
 
 
-def test_http_backend_against_real_server(tmp_path, server) -> None:  # noqa: ANN001
+def test_http_backend_against_real_server(tmp_path, server) -> None:
     from collectors.runner import run_study
 
     study = parse_study(tiny(model={"backend": "http", "url": server}, design={"units_per_arm": 2}))

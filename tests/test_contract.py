@@ -20,24 +20,24 @@ from driftstats._result import Result
 _DTYPES = {"str": "string", "float": "float64", "int": "Int64", "bool": "boolean"}
 
 
-def _nco():  # noqa: ANN202
+def _nco():
     return ds.nco_test(ds.simulate_nco_log(n_per_arm=30, tvd=0.1, n_nco=2, n_numeric=1, seed=1),
                        n_perm=99, n_boot=50, seed=1)
 
 
-def _equiv():  # noqa: ANN202
+def _equiv():
     return ds.equivalence_test(ds.simulate_nco_log(n_per_arm=40, n_nco=2, seed=2), margin=0.2)
 
 
-def _power():  # noqa: ANN202
+def _power():
     return ds.nco_power([100, 200], margin=0.1, n_levels=3, draws=500)
 
 
-def _fid():  # noqa: ANN202
+def _fid():
     return ds.fidelity(ds.simulate_fidelity_log(n_per_arm=30, seed=3))
 
 
-def _world_log():  # noqa: ANN202
+def _world_log():
     return ds.simulate_latent_world(n_types=3, nco_levels=3, seed=5).sample_log(80, seed=1)
 
 
@@ -62,11 +62,11 @@ def register(name: str, factory: Callable[[], Result]) -> None:
 
 
 @pytest.fixture(params=sorted(ESTIMATORS), scope="module")
-def result(request):  # noqa: ANN001, ANN201
+def result(request):
     return ESTIMATORS[request.param]()
 
 
-def test_tidy_columns_are_glossary_in_canonical_order(result) -> None:  # noqa: ANN001
+def test_tidy_columns_are_glossary_in_canonical_order(result) -> None:
     t = result.tidy()
     assert isinstance(t.index, pd.RangeIndex)
     cols = [c for c in t.columns if c not in result.by]
@@ -80,7 +80,7 @@ def test_tidy_columns_are_glossary_in_canonical_order(result) -> None:  # noqa: 
     assert len(t) > 0
 
 
-def test_glance_one_row_fixed_schema(result) -> None:  # noqa: ANN001
+def test_glance_one_row_fixed_schema(result) -> None:
     g = result.glance()
     assert len(g) == 1
     assert list(g.columns[: len(GLANCE_CORE)]) == list(GLANCE_CORE)
@@ -91,7 +91,7 @@ def test_glance_one_row_fixed_schema(result) -> None:  # noqa: ANN001
         assert str(g[c].dtype) == _DTYPES[GLANCE[c].dtype], (c, g[c].dtype)
 
 
-def test_reprs_are_deterministic_and_agree(result) -> None:  # noqa: ANN001
+def test_reprs_are_deterministic_and_agree(result) -> None:
     text, html = repr(result), result._repr_html_()
     assert text == repr(result)
     assert html == result._repr_html_()
@@ -104,7 +104,7 @@ def test_reprs_are_deterministic_and_agree(result) -> None:  # noqa: ANN001
         assert term in text and term in html
 
 
-def test_results_are_immutable(result) -> None:  # noqa: ANN001
+def test_results_are_immutable(result) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.info = {}  # type: ignore[misc]
     t = result.tidy()
@@ -112,6 +112,6 @@ def test_results_are_immutable(result) -> None:  # noqa: ANN001
     assert result.tidy().loc[0, "estimate"] != -999.0
 
 
-def test_assumptions_are_stated(result) -> None:  # noqa: ANN001
+def test_assumptions_are_stated(result) -> None:
     assert result.assumptions
     assert "Assumptions" in repr(result)

@@ -20,7 +20,7 @@ REF = Path(__file__).parent / "reference"
 
 # ----------------------------------------------------------------------------- decomposition
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_decomposition_identities_are_exact(seed) -> None:  # noqa: ANN001
+def test_decomposition_identities_are_exact(seed) -> None:
     w = ds.simulate_latent_world(selection=1.5, selection_on_y=0.7, gamma=1.2, seed=seed)
     t = ds.decompose_world(w).tidy().set_index("term")["estimate"]
     for r in ("D0_residual", "D1_residual", "Dbar_residual", "selection_residual"):
@@ -124,7 +124,7 @@ def test_did_scale_free_versions_and_errors() -> None:
 # ----------------------------------------------------------------------------- P2SLS
 @pytest.mark.reference
 @pytest.mark.parametrize(("vcov", "cov_type"), [("robust", "robust"), ("classic", "unadjusted")])
-def test_p2sls_matches_linearmodels(vcov, cov_type) -> None:  # noqa: ANN001
+def test_p2sls_matches_linearmodels(vcov, cov_type) -> None:
     linearmodels = require("linearmodels")
     d = ds.simulate_proxy_data(800, seed=18)
     ours = ds.p2sls("y ~ t + x | w1 + w2 ~ z1 + z2", d, vcov=vcov).tidy().set_index("term")
@@ -194,7 +194,7 @@ def test_p2sls_errors_and_weak_proxy_warning() -> None:
 
 # ----------------------------------------------------------------------------- categorical proximal
 @pytest.mark.parametrize("seed", [5, 6, 7])
-def test_proximal_discrete_exact_on_population_tables(seed) -> None:  # noqa: ANN001
+def test_proximal_discrete_exact_on_population_tables(seed) -> None:
     w = ds.simulate_latent_world(n_types=3, nco_levels=3, seed=seed)
     res = ds.proximal_discrete(w.population_table(), outcome="y", nco="w", nce="z", treatment="t",
                                weight="weight", n_boot=0).tidy()

@@ -49,7 +49,7 @@ def test_edsl_import_maps_agents_arms_answers() -> None:
     assert log.item("nc_age").role == "nco"
 
 
-def test_edsl_jsonl_and_errors(tmp_path) -> None:  # noqa: ANN001
+def test_edsl_jsonl_and_errors(tmp_path) -> None:
     frame = pd.read_csv(EXAMPLE, dtype=str, keep_default_na=False, na_values=[""])
     p = tmp_path / "results.jsonl"
     frame.to_json(p, orient="records", lines=True)
@@ -72,11 +72,11 @@ def test_edsl_jsonl_and_errors(tmp_path) -> None:  # noqa: ANN001
         ("[]", []),
     ],
 )
-def test_pyrepr_parses_literals(text, expected) -> None:  # noqa: ANN001
+def test_pyrepr_parses_literals(text, expected) -> None:
     assert parse_list(text) == expected
 
 
 @pytest.mark.parametrize("text", ["__import__('os').system('x')", "[f(1)]", "['a' 'b']", "['a',", "[1] + [2]"])
-def test_pyrepr_never_evaluates(text) -> None:  # noqa: ANN001
+def test_pyrepr_never_evaluates(text) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         parse_list(text)

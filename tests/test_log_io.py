@@ -10,11 +10,11 @@ from driftstats import read_log
 from driftstats.errors import InvalidArgumentError, MissingColumnError
 
 
-def _frames(log):  # noqa: ANN001, ANN202
+def _frames(log):
     return {t: log.to_pandas(t) for t in ("answers", "items", "personas", "arms")}
 
 
-def test_read_frame_derives_codes_and_roles(small_log) -> None:  # noqa: ANN001
+def test_read_frame_derives_codes_and_roles(small_log) -> None:
     a = small_log.to_pandas()
     sup = a[(a["item"] == "support") & (a["mode"] == "sample")]
     assert (sup["response_code"] == sup["response"].map({"Oppose": 0, "Neutral": 1, "Support": 2})).all()
@@ -25,7 +25,7 @@ def test_read_frame_derives_codes_and_roles(small_log) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", ".duckdb"])
-def test_round_trip_every_format(small_log, tmp_path, suffix) -> None:  # noqa: ANN001
+def test_round_trip_every_format(small_log, tmp_path, suffix) -> None:
     path = tmp_path / f"runs{suffix}"
     written = small_log.write(path)
     assert path in written
@@ -36,7 +36,7 @@ def test_round_trip_every_format(small_log, tmp_path, suffix) -> None:  # noqa: 
     assert back.diagnostics == ()
 
 
-def test_round_trip_keeps_invalid_rows_and_unicode(tables, tmp_path) -> None:  # noqa: ANN001
+def test_round_trip_keeps_invalid_rows_and_unicode(tables, tmp_path) -> None:
     a = tables["answers"].copy()
     a.loc[0, "valid"] = False
     a.loc[0, "response"] = "Je ne sais pas, \"vraiment\"\nligne 2 — ✓"
@@ -52,7 +52,7 @@ def test_round_trip_keeps_invalid_rows_and_unicode(tables, tmp_path) -> None:  #
         assert len(back) == len(a)
 
 
-def test_write_is_atomic_no_temp_files_left(small_log, tmp_path) -> None:  # noqa: ANN001
+def test_write_is_atomic_no_temp_files_left(small_log, tmp_path) -> None:
     small_log.write(tmp_path / "a.parquet")
     small_log.write(tmp_path / "a.parquet")  # overwrite
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -87,14 +87,14 @@ def test_hostile_identifiers_are_quoted_not_executed() -> None:
     assert log2.item_names() == ("q",)
 
 
-def test_sql_access_for_sql_users(small_log) -> None:  # noqa: ANN001
+def test_sql_access_for_sql_users(small_log) -> None:
     out = small_log.sql(
         "SELECT p.value AS party, count(*) AS n FROM answers a JOIN personas p USING (unit_id) "
         "WHERE p.attribute = ? AND a.item = 'age' GROUP BY 1 ORDER BY 1", ["party"])
     assert out["n"].sum() == 12
 
 
-def test_unknown_suffix_and_mapping_errors(tmp_path, small_log) -> None:  # noqa: ANN001
+def test_unknown_suffix_and_mapping_errors(tmp_path, small_log) -> None:
     with pytest.raises(InvalidArgumentError, match="suffix"):
         small_log.write(tmp_path / "x.xlsx")
     df = pd.DataFrame({"unit_id": ["a"], "arm": ["c"], "item": ["q"], "response": ["1"]})
@@ -104,7 +104,7 @@ def test_unknown_suffix_and_mapping_errors(tmp_path, small_log) -> None:  # noqa
         read_log(df.assign(grp="c"), mapping={"grp": "arm"})
 
 
-def test_duckdb_source_other_table(tmp_path, small_log) -> None:  # noqa: ANN001
+def test_duckdb_source_other_table(tmp_path, small_log) -> None:
     import duckdb
 
     p = tmp_path / "other.duckdb"

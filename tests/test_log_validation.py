@@ -25,25 +25,25 @@ from driftstats.errors import (
 )
 
 
-def _read(t, **over):  # noqa: ANN001, ANN003, ANN202
+def _read(t, **over):
     parts = {**t, **over}
     return read_log(parts["answers"], items=parts["items"], personas=parts["personas"], arms=parts["arms"])
 
 
-def test_empty_log(tables) -> None:  # noqa: ANN001
+def test_empty_log(tables) -> None:
     with pytest.raises(EmptyLogError, match="no rows") as e:
         _read(tables, answers=tables["answers"].iloc[:0])
     assert isinstance(e.value, ValueError)
 
 
-def test_missing_required_column(tables) -> None:  # noqa: ANN001
+def test_missing_required_column(tables) -> None:
     with pytest.raises(MissingColumnError, match=r"\['arm'\] are missing.*mapping=") as e:
         _read(tables, answers=tables["answers"].drop(columns=["arm"]))
     assert isinstance(e.value, KeyError)
     assert "arm" in str(e.value)
 
 
-def test_wrong_type_names_column_rows_and_examples(tables) -> None:  # noqa: ANN001
+def test_wrong_type_names_column_rows_and_examples(tables) -> None:
     a = tables["answers"].copy()
     a["iteration"] = a["iteration"].astype(object)
     a.loc[[3, 5], "iteration"] = ["two", "2.5"]
@@ -53,7 +53,7 @@ def test_wrong_type_names_column_rows_and_examples(tables) -> None:  # noqa: ANN
     assert "two" in str(e.value)
 
 
-def test_unknown_option(tables) -> None:  # noqa: ANN001
+def test_unknown_option(tables) -> None:
     a = tables["answers"].copy()
     idx = a.index[(a["item"] == "age") & (a["mode"] == "sample")][1]
     a.loc[idx, "response"] = "ninety"
@@ -62,7 +62,7 @@ def test_unknown_option(tables) -> None:  # noqa: ANN001
     assert f"first: {idx}" in str(e.value)
 
 
-def test_unknown_option_allowed_when_marked_invalid(tables) -> None:  # noqa: ANN001
+def test_unknown_option_allowed_when_marked_invalid(tables) -> None:
     a = tables["answers"].copy()
     idx = a.index[a["item"] == "age"][1]
     a.loc[idx, ["response", "valid", "error"]] = ["ninety", False, "not an option"]
@@ -71,26 +71,26 @@ def test_unknown_option_allowed_when_marked_invalid(tables) -> None:  # noqa: AN
     assert any("flagged invalid" in d for d in log.diagnostics)
 
 
-def test_duplicate_keys(tables) -> None:  # noqa: ANN001
+def test_duplicate_keys(tables) -> None:
     a = pd.concat([tables["answers"], tables["answers"].iloc[[0]]], ignore_index=True)
     with pytest.raises(DuplicateKeyError, match=r"1 key\(s\).*unit_id='p0-control'.*rows \[0, \d+\]"):
         _read(tables, answers=a)
 
 
-def test_arm_with_no_rows(tables) -> None:  # noqa: ANN001
+def test_arm_with_no_rows(tables) -> None:
     arms = pd.concat([tables["arms"], pd.DataFrame({"arm": ["placebo"], "kind": ["placebo"]})], ignore_index=True)
     with pytest.raises(EmptyArmError, match=r"\['placebo'\] have no rows"):
         _read(tables, arms=arms)
 
 
-def test_item_with_single_option(tables) -> None:  # noqa: ANN001
+def test_item_with_single_option(tables) -> None:
     items = tables["items"].copy()
     items.loc[items["item"] == "party", "options"] = pd.Series([["Democrat"]], index=items.index[items["item"] == "party"])
     with pytest.raises(SingleOptionItemError, match="'party' \\(1 option"):
         _read(tables, items=items)
 
 
-def test_probabilities_must_sum_to_one(tables) -> None:  # noqa: ANN001
+def test_probabilities_must_sum_to_one(tables) -> None:
     a = tables["answers"].copy()
     i = a.index[a["mode"] == "dist"][0]
     a.loc[i, "prob"] = a.loc[i, "prob"] + 0.2
@@ -98,21 +98,21 @@ def test_probabilities_must_sum_to_one(tables) -> None:  # noqa: ANN001
         _read(tables, answers=a)
 
 
-def test_prob_in_sample_mode_rejected(tables) -> None:  # noqa: ANN001
+def test_prob_in_sample_mode_rejected(tables) -> None:
     a = tables["answers"].copy()
     a.loc[0, "prob"] = 0.5
     with pytest.raises(InvalidValueError, match="NULL in mode 'sample'"):
         _read(tables, answers=a)
 
 
-def test_valid_row_without_response(tables) -> None:  # noqa: ANN001
+def test_valid_row_without_response(tables) -> None:
     a = tables["answers"].copy()
     a.loc[2, "response"] = None
     with pytest.raises(InvalidValueError, match="mark failed answers with valid = false"):
         _read(tables, answers=a)
 
 
-def test_unit_in_two_arms(tables) -> None:  # noqa: ANN001
+def test_unit_in_two_arms(tables) -> None:
     a = tables["answers"].copy()
     a.loc[a["unit_id"] == "p1-treatment", "unit_id"] = "p1-control"
     with pytest.raises((InvalidValueError, DuplicateKeyError)):
@@ -125,7 +125,7 @@ def test_unit_in_two_arms(tables) -> None:  # noqa: ANN001
         _read(tables, answers=b)
 
 
-def test_missing_key_values_and_negative_iteration(tables) -> None:  # noqa: ANN001
+def test_missing_key_values_and_negative_iteration(tables) -> None:
     a = tables["answers"].copy()
     a.loc[4, "unit_id"] = None
     with pytest.raises(InvalidValueError, match=r"'unit_id' has missing values in 1 row\(s\) \(first: 4\)"):
@@ -136,7 +136,7 @@ def test_missing_key_values_and_negative_iteration(tables) -> None:  # noqa: ANN
         _read(tables, answers=a)
 
 
-def test_bad_items_table(tables) -> None:  # noqa: ANN001
+def test_bad_items_table(tables) -> None:
     items = tables["items"].copy()
     items["options"] = [json.dumps(o) for o in items["options"]]
     items.loc[0, "options"] = "['a', 'b'"  # not JSON
@@ -151,14 +151,14 @@ def test_bad_items_table(tables) -> None:  # noqa: ANN001
         _read(tables, items=items)
 
 
-def test_role_argument_for_unknown_item(tables) -> None:  # noqa: ANN001
+def test_role_argument_for_unknown_item(tables) -> None:
     with pytest.raises(InvalidValueError, match="not in the log"):
         read_log(tables["answers"], items=tables["items"], nco=["shoe_size"])
     with pytest.raises(InvalidArgumentError, match="two roles"):
         read_log(tables["answers"], nco=["age"], primary=["age"])
 
 
-def test_errors_are_catchable_as_builtins(tables) -> None:  # noqa: ANN001
+def test_errors_are_catchable_as_builtins(tables) -> None:
     with pytest.raises(ValueError, match="no rows"):
         _read(tables, answers=tables["answers"].iloc[:0])
 
@@ -178,7 +178,7 @@ _cell = st.one_of(
     n=st.integers(0, 6),
     data=st.data(),
 )
-def test_malformed_logs_raise_only_named_errors(cols, n, data) -> None:  # noqa: ANN001
+def test_malformed_logs_raise_only_named_errors(cols, n, data) -> None:
     """Random malformed frames: either a valid log or one of driftstats' named errors, nothing else."""
     frame = pd.DataFrame({c: [data.draw(_cell) for _ in range(n)] for c in cols})
     if n and data.draw(st.booleans()):  # often make the keys present so deeper checks run

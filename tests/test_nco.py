@@ -10,7 +10,13 @@ from statsmodels.stats.proportion import tost_proportions_2indep
 import driftstats as ds
 from driftstats._kernels.equiv import iut_tost
 from driftstats._kernels.means import paired_t, welch_t
-from driftstats._kernels.tvd import g_statistic, minp_fwer, pearson_chi2, perm_pvalue, projection_interval
+from driftstats._kernels.tvd import (
+    g_statistic,
+    minp_fwer,
+    pearson_chi2,
+    perm_pvalue,
+    projection_interval,
+)
 from driftstats.errors import InsufficientDataError, InvalidArgumentError
 from driftstats.nco._data import pair_from_codes
 from driftstats.nco._engine import analyse_pair
@@ -25,7 +31,7 @@ def band(p: float, reps: int) -> float:
     return MC_SIGMAS * np.sqrt(p * (1 - p) / reps)
 
 
-def draw(rng, q, n):  # noqa: ANN001, ANN201
+def draw(rng, q, n):
     return rng.choice(len(q), size=n, p=q)
 
 
@@ -70,7 +76,7 @@ def test_permutation_pvalue_agrees_with_scipy_permutation_test() -> None:
     rng = np.random.default_rng(3)
     a, b = draw(rng, [0.4, 0.3, 0.3], 60), draw(rng, [0.25, 0.35, 0.4], 70)
 
-    def tv(x, y, axis):  # noqa: ANN001, ANN202
+    def tv(x, y, axis):
         hx = np.stack([(x == k).mean(axis=axis) for k in range(3)])
         hy = np.stack([(y == k).mean(axis=axis) for k in range(3)])
         return 0.5 * np.abs(hx - hy).sum(axis=0)
@@ -105,7 +111,7 @@ def test_projection_interval_by_hand() -> None:
 
 # ----------------------------------------------------------------------------- null mean (methods 3.1)
 @pytest.mark.parametrize(("k", "n", "table"), [(2, 100, 0.056), (5, 100, 0.113), (5, 500, 0.051), (10, 200, 0.119)])
-def test_null_mean_reproduces_methods_table(k, n, table) -> None:  # noqa: ANN001
+def test_null_mean_reproduces_methods_table(k, n, table) -> None:
     rng = np.random.default_rng(k * n)
     q = np.full(k, 1 / k)
     means = []
@@ -119,7 +125,7 @@ def test_null_mean_reproduces_methods_table(k, n, table) -> None:  # noqa: ANN00
 
 
 # ----------------------------------------------------------------------------- size
-def _rejection_rate(rng, reps, make_pair, alpha=0.05, family=False):  # noqa: ANN001, ANN202
+def _rejection_rate(rng, reps, make_pair, alpha=0.05, family=False):
     hits = 0
     for _ in range(reps):
         out = analyse_pair(make_pair(), n_perm=199, n_boot=0, conf_level=0.95, rng=rng)
@@ -142,7 +148,7 @@ def test_size_paired_strata() -> None:
     rng = np.random.default_rng(11)
     n = 50
 
-    def make():  # noqa: ANN202
+    def make():
         qp = rng.dirichlet(np.ones(3), size=n)  # persona-specific distributions (strong pairing)
         c1 = np.array([rng.choice(3, p=p) for p in qp])
         c0 = np.array([rng.choice(3, p=p) for p in qp])
@@ -156,8 +162,8 @@ def test_familywise_size_with_correlated_ncos() -> None:
     """min-p FWER: the chance that *any* of 3 correlated NCOs rejects stays at alpha."""
     rng = np.random.default_rng(12)
 
-    def make():  # noqa: ANN202
-        def unit_codes(n):  # noqa: ANN001, ANN202
+    def make():
+        def unit_codes(n):
             base = rng.integers(0, 3, n)
             noisy = np.where(rng.random(n) < 0.3, rng.integers(0, 3, n), base)
             return np.stack([base, noisy, rng.integers(0, 3, n)], axis=1)
@@ -180,7 +186,7 @@ def test_power_under_drift() -> None:
 @pytest.mark.parametrize("k", [2, 5, 10])
 @pytest.mark.parametrize("n", [50, 200, 1000])
 @pytest.mark.parametrize("tv", [0.0, 0.1, 0.3])
-def test_projection_interval_covers_true_tvd(k, n, tv) -> None:  # noqa: ANN001
+def test_projection_interval_covers_true_tvd(k, n, tv) -> None:
     """The valid projection interval covers the true TVD at >= the nominal level (300 reps, 3 SE)."""
     rng = np.random.default_rng(1000 * k + n + int(100 * tv))
     q0 = np.full(k, 1 / k)
@@ -283,7 +289,7 @@ def test_iterations_are_separate_groups_and_dist_mode_works() -> None:
     assert sorted(res.tidy()["iteration"].tolist()) == [0, 1, 2]
 
 
-def test_nco_test_errors_name_the_argument(small_log) -> None:  # noqa: ANN001
+def test_nco_test_errors_name_the_argument(small_log) -> None:
     with pytest.raises(InvalidArgumentError, match="reference='nope'"):
         ds.nco_test(small_log, reference="nope")
     with pytest.raises(InvalidArgumentError, match="strata='zodiac'"):
@@ -326,8 +332,8 @@ def test_counts_engine_agrees_with_exact_engine() -> None:
 
 def test_counts_engine_size_and_familywise_size() -> None:
     """Exact marginal size; family-wise size of the Gaussian joint law within MC error (250 reps)."""
-    from driftstats.nco._engine_counts import analyse_counts
     from driftstats.log.simlog import ItemInfo
+    from driftstats.nco._engine_counts import analyse_counts
 
     rng = np.random.default_rng(31)
     items = [ItemInfo(f"n{j}", None, ("a", "b", "c"), "nominal", "nco", None) for j in range(3)]

@@ -14,12 +14,12 @@ require("matplotlib")
 
 
 @pytest.fixture(scope="module")
-def nco_res():  # noqa: ANN201
+def nco_res():
     log = ds.simulate_nco_log(n_per_arm=120, tvd=[0.0, 0.2], n_nco=2, iterations=3, seed=1)
     return ds.nco_test(log, n_perm=199, n_boot=0, seed=1)
 
 
-def test_forest_points_are_the_excess_values(nco_res) -> None:  # noqa: ANN001
+def test_forest_points_are_the_excess_values(nco_res) -> None:
     fig = nco_res.plot("forest")
     ax = fig.axes[0]
     t = nco_res.tidy()
@@ -29,7 +29,7 @@ def test_forest_points_are_the_excess_values(nco_res) -> None:  # noqa: ANN001
     assert len(ax.get_yticks()) == len(t)
 
 
-def test_iterations_lines_follow_estimates(nco_res) -> None:  # noqa: ANN001
+def test_iterations_lines_follow_estimates(nco_res) -> None:
     ax = nco_res.plot("iterations").axes[0]
     t = nco_res.tidy()
     containers = [c for c in ax.containers if c.get_label() in ("nco_1", "nco_2")]
@@ -40,7 +40,7 @@ def test_iterations_lines_follow_estimates(nco_res) -> None:  # noqa: ANN001
     assert ax.get_xlabel() == "adjustment iteration"
 
 
-def test_distribution_bars_are_the_shares(nco_res) -> None:  # noqa: ANN001
+def test_distribution_bars_are_the_shares(nco_res) -> None:
     fig = nco_res.plot("distributions")
     assert len(fig.axes) == 2 * 3  # NCOs x iterations
     heights = sorted(round(p.get_height(), 12) for ax in fig.axes for p in ax.patches)
@@ -64,7 +64,7 @@ def test_fidelity_and_effect_and_calibration_figures() -> None:
     np.testing.assert_allclose(np.sort(pts[:, 0]), np.sort(cal.controls["estimate"]))
 
 
-def test_plot_errors_name_the_problem(nco_res) -> None:  # noqa: ANN001
+def test_plot_errors_name_the_problem(nco_res) -> None:
     with pytest.raises(InvalidArgumentError, match="kind must be"):
         nco_res.plot("pie")
     from driftstats.plot import plot_corrections
@@ -73,7 +73,7 @@ def test_plot_errors_name_the_problem(nco_res) -> None:  # noqa: ANN001
         plot_corrections(pd.DataFrame({"x": [1]}))
 
 
-def test_png_rendering_is_deterministic(nco_res) -> None:  # noqa: ANN001
+def test_png_rendering_is_deterministic(nco_res) -> None:
     from driftstats.plot.figures import figure_png
 
     assert figure_png(nco_res.plot("forest")) == figure_png(nco_res.plot("forest"))

@@ -19,12 +19,12 @@ HOSTILE_IMG = "<img src=x onerror=\"document.body.setAttribute('data-pwned','img
 
 
 @pytest.fixture(scope="module")
-def drift_audit():  # noqa: ANN201
+def drift_audit():
     log = ds.simulate_study_log(n_per_arm=250, drift=1.0, seed=2)
     return ds.audit(log, n_perm=499, n_boot=100, seed=1)
 
 
-def hostile_log():  # noqa: ANN201
+def hostile_log():
     """A log whose item texts, option labels, answers, item and arm names carry HTML/JS payloads."""
     rows = []
     opts = [HOSTILE_IMG, "Fine & <b>dandy</b>"]
@@ -40,7 +40,7 @@ def hostile_log():  # noqa: ANN201
     return ds.read_log(pd.DataFrame(rows), items=items)
 
 
-def test_verdict_wording_is_driven_by_the_numbers(drift_audit) -> None:  # noqa: ANN001
+def test_verdict_wording_is_driven_by_the_numbers(drift_audit) -> None:
     v = " ".join(drift_audit.verdict)
     t = drift_audit["nco"].tidy()
     n_drift = t[(t["arm"] == "treatment") & (t["p_value_fwer"] < 0.05)]["term"].nunique()
@@ -57,7 +57,7 @@ def test_verdict_wording_is_driven_by_the_numbers(drift_audit) -> None:  # noqa:
     assert "calibration" in quiet.skipped
 
 
-def test_report_sections_and_assumptions_in_words(drift_audit) -> None:  # noqa: ANN001
+def test_report_sections_and_assumptions_in_words(drift_audit) -> None:
     html = drift_audit.to_html()
     for heading in ("The log", "Drift: negative control outcomes", "Persona fidelity", "Effects and corrections"):
         assert heading in html
@@ -87,7 +87,7 @@ def _chromium() -> str:
 
 
 @pytest.mark.browser
-def test_report_in_headless_chromium(drift_audit, tmp_path) -> None:  # noqa: ANN001
+def test_report_in_headless_chromium(drift_audit, tmp_path) -> None:
     sync_api = require("playwright.sync_api")
     path = tmp_path / "audit.html"
     drift_audit.write_html(path)
@@ -117,7 +117,7 @@ def test_report_in_headless_chromium(drift_audit, tmp_path) -> None:  # noqa: AN
         browser.close()
 
 
-def test_report_is_deterministic(drift_audit) -> None:  # noqa: ANN001
+def test_report_is_deterministic(drift_audit) -> None:
     a = drift_audit.to_html()
     b = drift_audit.to_html()
     assert a == b

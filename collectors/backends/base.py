@@ -131,7 +131,7 @@ def sample(backend: LogitsBackend, ctx: list[int], prompt: ItemPrompt, rng: np.r
             try:
                 ids = np.asarray([ctx + generated], dtype=np.intc)
                 logits = np.asarray(proc(ids, logits[None, :].copy()))[0]
-            except Exception as exc:  # noqa: BLE001 - mirror llama.cpp: carry on unconstrained
+            except Exception as exc:
                 error = f"constraint failed ({type(exc).__name__}: {exc}); generated unconstrained"
                 proc = None
         tok = _sample_token(logits, rng, temperature, top_p)

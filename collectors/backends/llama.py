@@ -119,7 +119,7 @@ class LlamaBackend:
     def has_chat_template(self) -> bool:
         return "tokenizer.chat_template" in self.llm.metadata
 
-    def chat_renderer(self):  # noqa: ANN201
+    def chat_renderer(self):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         fmt = Jinja2ChatFormatter(

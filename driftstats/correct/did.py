@@ -24,7 +24,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from driftstats._args import as_columns, check_choice, check_conf_level, check_positive_int, rng_from, seed_value
+from driftstats._args import (
+    as_columns,
+    check_choice,
+    check_conf_level,
+    check_positive_int,
+    rng_from,
+    seed_value,
+)
 from driftstats._result import Provenance, Result
 from driftstats._units import unit_data
 from driftstats.effects import _groups_for_cluster, mean_contrast
@@ -148,7 +155,7 @@ def did_nco(
             base = {**group, "term": outcome, "arm": str(a1), "reference": str(ref),
                     "n_1": int(t.sum()), "n_0": int((1 - t).sum())}
             naive_fit = mean_contrast(y, t, groups, conf_level)
-            naive, bias, did = _estimate(y, n, t, scale)
+            _, bias, did = _estimate(y, n, t, scale)
             if scale == "additive":
                 fit = mean_contrast(y - n, t, groups, conf_level)
                 bias_fit = mean_contrast(n, t, groups, conf_level)

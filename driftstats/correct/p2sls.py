@@ -222,7 +222,7 @@ def p2sls(
     fs = out["first_stage_f"]
     first = pd.DataFrame({"proxy": w_list, "partial_f": fs, "df_num": int(out["df_first"][0]),
                           "df_den": int(out["df_first"][1])})
-    diag = [f"first-stage partial F: " + ", ".join(f"{w} {f:.1f}" for w, f in zip(w_list, fs, strict=True))]
+    diag = ["first-stage partial F: " + ", ".join(f"{w} {f:.1f}" for w, f in zip(w_list, fs, strict=True))]
     if fs.min() < weak_f:
         msg = (f"weak proxies: first-stage partial F {fs.min():.2f} < {weak_f} for "
                f"{w_list[int(np.argmin(fs))]!r}; the P2SLS estimate and its SE are unstable")

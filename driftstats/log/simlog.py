@@ -17,7 +17,14 @@ from driftstats.errors import InvalidArgumentError
 from driftstats.log._sql import qi
 from driftstats.log.build import build_tables
 from driftstats.log.edsl import from_edsl, read_edsl_frame
-from driftstats.log.io import SIDE_TABLES, format_from_path, load_frame, load_path, sidecar, write_tables
+from driftstats.log.io import (
+    SIDE_TABLES,
+    format_from_path,
+    load_frame,
+    load_path,
+    sidecar,
+    write_tables,
+)
 from driftstats.log.schema import ANSWERS, ARMS, ITEMS, PERSONAS, SqlType
 from driftstats.log.summary import LogSummary, summarize_log
 

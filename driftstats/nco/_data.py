@@ -21,7 +21,7 @@ from driftstats.errors import InsufficientDataError, InvalidArgumentError
 from driftstats.log._sql import qi
 from driftstats.log.simlog import ItemInfo, SimLog
 
-__all__ = ["Pairs", "PairData", "extract", "extract_wide", "resolve_items", "resolve_pairs", "wide_eligible"]
+__all__ = ["PairData", "Pairs", "extract", "extract_wide", "resolve_items", "resolve_pairs", "wide_eligible"]
 
 Pairs = Literal["reference", "all"]
 

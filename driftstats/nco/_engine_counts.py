@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from driftstats._kernels.means import MeanDiff, welch_from_stats
-from driftstats._kernels.tvd import Blocks, block_tvd, minp_fwer, pearson_chi2, perm_pvalue, projection_interval
+from driftstats._kernels.tvd import (
+    Blocks,
+    block_tvd,
+    minp_fwer,
+    pearson_chi2,
+    perm_pvalue,
+    projection_interval,
+)
 from driftstats.nco._engine import PairOutcome
 
 __all__ = ["analyse_counts"]

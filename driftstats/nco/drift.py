@@ -10,12 +10,26 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from driftstats._args import as_columns, check_choice, check_conf_level, check_positive_int, rng_from, seed_value
+from driftstats._args import (
+    as_columns,
+    check_choice,
+    check_conf_level,
+    check_positive_int,
+    rng_from,
+    seed_value,
+)
 from driftstats._kernels.tvd import minp_fwer
 from driftstats._result import Provenance, Result
-from driftstats.log.simlog import SimLog, Source, as_log
 from driftstats.errors import InvalidArgumentError
-from driftstats.nco._data import Pairs, extract, extract_wide, resolve_items, resolve_pairs, wide_eligible
+from driftstats.log.simlog import SimLog, Source, as_log
+from driftstats.nco._data import (
+    Pairs,
+    extract,
+    extract_wide,
+    resolve_items,
+    resolve_pairs,
+    wide_eligible,
+)
 from driftstats.nco._engine import analyse_pair
 from driftstats.nco._engine_counts import analyse_counts
 

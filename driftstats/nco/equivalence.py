@@ -17,7 +17,7 @@ from driftstats.errors import InvalidArgumentError
 from driftstats.log.simlog import SimLog, Source, as_log
 from driftstats.nco._data import PairData, Pairs, extract, resolve_items, resolve_pairs
 
-__all__ = ["EquivalenceResult", "EquivMethod", "equivalence_test", "share_differences"]
+__all__ = ["EquivMethod", "EquivalenceResult", "equivalence_test", "share_differences"]
 
 EquivMethod = Literal["iut", "projection"]
 

@@ -8,7 +8,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from driftstats._args import check_choice, check_conf_level, check_positive_int, rng_from, seed_value
+from driftstats._args import (
+    check_choice,
+    check_conf_level,
+    check_positive_int,
+    rng_from,
+    seed_value,
+)
 from driftstats._kernels.equiv import iut_tost, projection_equivalence
 from driftstats._result import Provenance, Result
 from driftstats.errors import InvalidArgumentError

@@ -73,7 +73,7 @@ def audit(
     outcome: str | None = None,
     margin: float = 0.05,
     mode: Literal["sample", "dist"] = "sample",
-    strata: str | None | Literal["auto"] = "auto",
+    strata: str | Literal["auto"] | None = "auto",
     n_perm: int = 2000,
     n_boot: int = 500,
     conf_level: float = 0.95,
@@ -100,7 +100,7 @@ def audit(
     from driftstats.calibrate import calibrate_effect
     from driftstats.correct import did_nco, p2sls
     from driftstats.effects import effect
-    from driftstats.fidelity import fidelity
+    from driftstats.persona import fidelity
     from driftstats.nco import equivalence_test, nco_power, nco_test
 
     say = progress or (lambda _msg: None)

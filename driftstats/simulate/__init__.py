@@ -5,7 +5,12 @@ against them (methods.md section 6).
 """
 
 from driftstats.simulate.fidelity import simulate_fidelity_log
-from driftstats.simulate.latent import LatentWorld, simulate_latent_world, simulate_placebo_log, simulate_proxy_data
+from driftstats.simulate.latent import (
+    LatentWorld,
+    simulate_latent_world,
+    simulate_placebo_log,
+    simulate_proxy_data,
+)
 from driftstats.simulate.nco import simulate_nco_log, tilt_categorical
 from driftstats.simulate.study import simulate_study_log
 

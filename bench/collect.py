@@ -1,0 +1,117 @@
+"""Benchmark: collector throughput vs a naive loop, and vs the prefill-bound limit (CPU).
+
+Same study (the shipped ``collectors/studies/anes_tax.toml``, first ``--personas`` personas in
+all four arms), same model (embedded Gemma 3 270M), same machine, same run:
+
+* **collector**: ``run_study`` (persona prefix shared by the arms, arm prefix shared by the
+  items, each item in its own branch; sampled answer + exact option distribution);
+* **naive**: one ``outlines.Generator(model, Regex)`` call per question with the full prompt
+  (persona + intervention + question) re-evaluated each time (outlines resets llama.cpp after
+  every call); sampled answers only;
+* **prefill limit**: the prompt tokens the study needs with perfect prefix sharing (each
+  persona prefix once, each arm text once per unit, each item once per answer), divided by
+  llama.cpp's measured prefill rate on a 512-token prompt.
+
+Usage: python bench/collect.py [--personas 6] [--naive-units 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from collectors.backends.llama import LlamaBackend, resolve_model_path
+from collectors.population import load_population
+from collectors.prompts import Prompts
+from collectors.runner import _seed, run_study
+from collectors.study import load_study
+
+STUDY = Path(__file__).parents[1] / "collectors" / "studies" / "anes_tax.toml"
+
+
+def prefill_rate(backend: LlamaBackend) -> float:
+    text = " ".join(["The respondent read the notice about the library opening hours and answered."] * 40)
+    toks = backend.tokenize(text, bos=True)[:512]
+    best = 0.0
+    for _ in range(3):
+        backend.reset()
+        t = time.perf_counter()
+        backend.logits_after(toks)
+        best = max(best, len(toks) / (time.perf_counter() - t))
+    backend.reset()
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--personas", type=int, default=6)
+    ap.add_argument("--naive-units", type=int, default=4)
+    args = ap.parse_args()
+    full = load_study(STUDY)
+    study = full.model_copy(update={"design": full.design.model_copy(update={"units_per_arm": args.personas})})
+    backend = LlamaBackend(resolve_model_path(study.model.path), n_ctx=study.model.n_ctx, n_threads=2)
+    rate = prefill_rate(backend)
+    print(f"llama.cpp prefill: {rate:.0f} tokens/s (512-token prompt, 2 threads)")
+
+    # warm-up (outlines vocabulary/index, numba JIT) outside the timed runs
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = study.model_copy(update={"design": study.design.model_copy(update={"units_per_arm": 1})})
+        run_study(warm, Path(tmp) / "warm.duckdb", backend=backend)
+        backend.reset()
+        backend.evaluated_tokens = 0
+        t = time.perf_counter()
+        summary = run_study(study, Path(tmp) / "bench.duckdb", backend=backend)
+        ours_s = time.perf_counter() - t
+    ours_rate = summary.answers_run / ours_s
+
+    # prompt tokens the study needs with perfect prefix sharing
+    pop = load_population(study.population)
+    prompts = Prompts(study, style="completion")
+    rows = pop.sample_rows(study.design.units_per_arm, study.population, _seed(study.design.seed, 0))
+    needed = 0
+    naive_prompts = []
+    units_seen = 0
+    for row in rows:
+        persona = pop.persona(int(row), study.population)
+        pre = study.preamble.replace("{persona}", persona.description)
+        needed += len(backend.tokenize(pre, bos=True))
+        for arm in study.arms:  # the collector's own order: persona-major, then arms
+            arm_text = study.intervention.replace("{text}", arm.text)
+            needed += len(backend.tokenize(arm_text, bos=False))
+            units_seen += 1
+            for item in study.items:
+                ip = prompts.item(persona, arm, item, tuple(range(len(item.options))))
+                needed += len(backend.tokenize(ip.text, bos=False))
+                if units_seen <= args.naive_units:  # the naive loop asks the first units' questions
+                    naive_prompts.append((prompts.prefix(persona, arm) + ip.text, ip.regex))
+    limit_s = needed / rate
+
+    # naive: one outlines call per question, full prompt each time
+    import outlines
+    from outlines.types import Regex
+
+    model = outlines.from_llamacpp(backend.llm, chat_mode=False)
+    gens = {}
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for prompt, regex in naive_prompts:
+        gen = gens.setdefault(regex, outlines.Generator(model, Regex(regex)))
+        gen(prompt, max_tokens=8, temperature=1.0, seed=int(rng.integers(1 << 30)))
+    naive_s = time.perf_counter() - t
+    naive_rate = len(naive_prompts) / naive_s
+
+    print(f"study: {args.personas} personas x {len(study.arms)} arms x {len(study.items)} items = "
+          f"{summary.answers_run} answers (+ exact option distributions); prompt tokens needed "
+          f"{needed:,}, evaluated by the collector {backend.evaluated_tokens:,}")
+    print(f"prefill limit: {limit_s:.1f} s vs collector {ours_s:.1f} s = {limit_s / ours_s:.0%} of the limit "
+          f"(target >= 80%)")
+    print(f"collect: {ours_rate:.2f} answers/s vs naive outlines loop {naive_rate:.2f} answers/s "
+          f"({len(naive_prompts)} answers) = {ours_rate / naive_rate:.1f}x (target >= 5x)")
+
+
+if __name__ == "__main__":
+    main()

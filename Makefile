@@ -59,7 +59,8 @@ browser:
 # one at a time (llama.cpp threads busy-wait; two models on two cores would starve each other).
 # pytest exits 5 when a phase selects nothing; that is not a failure.
 test: setup browser
-	DRIFTSTATS_REQUIRE_ALL_DEPS=1 $(PY) -m pytest -n $(JOBS) -m "not slow and not collect and not notebooks" -q || [ $$? -eq 5 ]
+	DRIFTSTATS_REQUIRE_ALL_DEPS=1 $(PY) -m pytest -n $(JOBS) -m "not slow and not collect and not notebooks" -q \
+	  --doctest-modules tests driftstats || [ $$? -eq 5 ]
 	DRIFTSTATS_REQUIRE_ALL_DEPS=1 $(PY) -m pytest -m "not slow and (collect or notebooks)" -q || [ $$? -eq 5 ]
 
 test-fast: setup

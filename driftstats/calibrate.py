@@ -128,7 +128,7 @@ def fit_null(
     >>> import driftstats as ds
     >>> null = ds.fit_null([0.1, -0.2, 0.3, 0.05, 0.2], [0.1, 0.1, 0.2, 0.1, 0.15])
     >>> round(null.mean, 2)
-    0.08
+    0.05
     """
     est, se, dropped = _clean(estimates, std_errors, max_abs)
     if est.size < 2:

@@ -85,7 +85,7 @@ def decompose(
     --------
     >>> import driftstats as ds
     >>> res = ds.decompose([[1.0, 2.0], [1.5, 3.0]], [[0.5, 0.5], [0.2, 0.8]])
-    >>> abs(res.tidy().set_index("term").loc["D0_residual", "estimate"]) < 1e-12
+    >>> bool(abs(res.tidy().set_index("term").loc["D0_residual", "estimate"]) < 1e-12)
     True
     """
     mu = _as2(mu, "mu")

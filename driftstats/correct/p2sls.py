@@ -164,7 +164,7 @@ def p2sls(
     >>> import driftstats as ds
     >>> d = ds.simulate_proxy_data(3000, tau=1.0, seed=1)
     >>> fit = ds.p2sls("y ~ t + x | w1 + w2 ~ z1 + z2", d)
-    >>> abs(fit.tidy()["estimate"].iloc[0] - 1.0) < 0.3
+    >>> bool(abs(fit.tidy()["estimate"].iloc[0] - 1.0) < 0.3)
     True
     """
     conf_level = check_conf_level(conf_level)

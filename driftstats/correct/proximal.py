@@ -113,7 +113,7 @@ def proximal_discrete(
     >>> res = ds.proximal_discrete(world.population_table(), outcome="y", nco="w", nce="z", treatment="t",
     ...                            weight="weight", n_boot=0)
     >>> truth = world.tau(world.p_pooled)
-    >>> abs(res.tidy().query("measure == 'ate'")["estimate"].iloc[0] - truth) < 1e-9
+    >>> bool(abs(res.tidy().query("measure == 'ate'")["estimate"].iloc[0] - truth) < 1e-9)
     True
     """
     conf_level = check_conf_level(conf_level)

@@ -46,6 +46,32 @@ def prefill_rate(backend: LlamaBackend) -> float:
     return best
 
 
+def branch_strategies(backend: LlamaBackend, prefix_tokens: int = 160, item_tokens: int = 45,
+                      items: int = 10) -> tuple[float, float]:
+    """Seconds per item branch: KV truncation back to the prefix vs llama.cpp state save/restore."""
+    text = " ".join(["A respondent who is 45 years old and identifies as a weak Democrat read the notice."] * 20)
+    toks = backend.tokenize(text, bos=True)
+    prefix, item = toks[:prefix_tokens], toks[prefix_tokens:prefix_tokens + item_tokens]
+    llm = backend.llm
+    llm.reset()
+    llm.eval(prefix)
+    t = time.perf_counter()
+    for _ in range(items):
+        llm.n_tokens = len(prefix)  # eval() removes KV cells past n_tokens
+        llm.eval(item)
+    truncate = (time.perf_counter() - t) / items
+    llm.reset()
+    llm.eval(prefix)
+    state = llm.save_state()
+    t = time.perf_counter()
+    for _ in range(items):
+        llm.load_state(state)
+        llm.eval(item)
+    restore = (time.perf_counter() - t) / items
+    backend.reset()
+    return truncate, restore
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--personas", type=int, default=6)
@@ -56,6 +82,9 @@ def main() -> None:
     backend = LlamaBackend(resolve_model_path(study.model.path), n_ctx=study.model.n_ctx, n_threads=2)
     rate = prefill_rate(backend)
     print(f"llama.cpp prefill: {rate:.0f} tokens/s (512-token prompt, 2 threads)")
+    trunc, restore = branch_strategies(backend)
+    print(f"branching from a 160-token prefix to a 45-token item: KV truncation {trunc * 1e3:.1f} ms vs state "
+          f"save/restore {restore * 1e3:.1f} ms per branch (the collector truncates)")
 
     # warm-up (outlines vocabulary/index, numba JIT) outside the timed runs
     with tempfile.TemporaryDirectory() as tmp:

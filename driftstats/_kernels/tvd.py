@@ -102,23 +102,30 @@ def minp_fwer(null: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return np.maximum(adj, p_obs)
 
 
-def pearson_chi2(table: np.ndarray) -> float:
-    """Pearson chi-square of an arms x levels table (levels with no observations dropped)."""
+def _observed_expected(table: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Observed and expected counts of an arms x levels table (empty levels dropped); None if degenerate."""
     t = np.asarray(table, float)
     t = t[:, t.sum(axis=0) > 0]
     if t.shape[1] < 2 or (t.sum(axis=1) == 0).any():
+        return None
+    return t, t.sum(axis=1, keepdims=True) * t.sum(axis=0, keepdims=True) / t.sum()
+
+
+def pearson_chi2(table: np.ndarray) -> float:
+    """Pearson chi-square of an arms x levels table (levels with no observations dropped)."""
+    oe = _observed_expected(table)
+    if oe is None:
         return float("nan")
-    e = t.sum(axis=1, keepdims=True) * t.sum(axis=0, keepdims=True) / t.sum()
+    t, e = oe
     return float(((t - e) ** 2 / e).sum())
 
 
 def g_statistic(table: np.ndarray) -> float:
     """Likelihood-ratio (G) statistic of an arms x levels table."""
-    t = np.asarray(table, float)
-    t = t[:, t.sum(axis=0) > 0]
-    if t.shape[1] < 2 or (t.sum(axis=1) == 0).any():
+    oe = _observed_expected(table)
+    if oe is None:
         return float("nan")
-    e = t.sum(axis=1, keepdims=True) * t.sum(axis=0, keepdims=True) / t.sum()
+    t, e = oe
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(t > 0, t * np.log(t / e), 0.0)
     return float(2 * terms.sum())

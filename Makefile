@@ -16,7 +16,9 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 LLAMA_VERSION    := $(shell sed -n 's/^llama-cpp-python==//p' constraints.txt)
 LLAMA_WHEELS     := .cache/wheels/llama-$(LLAMA_VERSION)-$(shell echo "$(LLAMA_CMAKE_ARGS)" | sha1sum | cut -c1-10)
 
-PYTHON312 := $(shell command -v python3.12 2>/dev/null || PYENV_VERSION=3.12.1 pyenv which python3 2>/dev/null || echo python3.12)
+# A Python 3.12 that really runs (a pyenv shim on PATH may not): PATH first, then pyenv's installs.
+PYTHON312 := $(shell for c in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
+  "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$c"; break; }; done)
 
 .PHONY: help setup audit test test-fast test-slow data bench browser lint clean
 
@@ -27,6 +29,7 @@ help:
 	@echo "make bench   - run the benchmarks in bench/"
 
 $(VENV)/bin/python:
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv install 3.12)"; exit 1; }
 	$(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip setuptools wheel
 

@@ -35,7 +35,7 @@ $(VENV)/bin/python:
 
 # The portable llama-cpp-python wheel, built once and kept in .cache (pip's own cache
 # would key it without the CMAKE_ARGS and could hand back a native build).
-$(LLAMA_WHEELS)/.built: constraints.txt | $(VENV)/bin/python
+$(LLAMA_WHEELS)/.built: | $(VENV)/bin/python
 	mkdir -p $(LLAMA_WHEELS)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(PY) -m pip wheel --no-deps --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION)

@@ -69,7 +69,8 @@ def plot_forest(result: Any, *, value: str = "excess", ax: Any = None, title: st
     ax.axvline(0, color="#999999", lw=0.8)
     ax.set_yticks(y, labels)
     ax.set_xlabel("excess TVD over the permutation null mean" if value == "excess" else "TVD (plug-in)")
-    ax.set_title(title or ("NCO drift (interval: valid TV interval" + (" minus the null mean)" if value == "excess" else ")")))
+    ax.set_title(title or ("Excess TVD (bars: valid TV interval - null mean)" if value == "excess"
+                           else "TVD with its valid interval"), fontsize=10)
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     return fig
 

@@ -326,3 +326,12 @@ def test_http_backend_against_real_server(tmp_path, server) -> None:
     d = a[a["mode"] == "dist"]
     sums = d.groupby(["unit_id", "item"])["prob"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-9)
+
+
+def test_study_json_schema_is_current() -> None:
+    import json
+
+    from collectors.study import Study
+
+    path = Path(__file__).parents[1] / "docs" / "study.schema.json"
+    assert json.loads(path.read_text()) == json.loads(json.dumps(Study.model_json_schema()))

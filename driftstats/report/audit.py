@@ -100,8 +100,8 @@ def audit(
     from driftstats.calibrate import calibrate_effect
     from driftstats.correct import did_nco, p2sls
     from driftstats.effects import effect
-    from driftstats.persona import fidelity
     from driftstats.nco import equivalence_test, nco_power, nco_test
+    from driftstats.persona import fidelity
 
     say = progress or (lambda _msg: None)
     say("reading and validating the log")
@@ -198,60 +198,19 @@ def _verdict(a: Audit, nco_power: Callable[..., Any]) -> list[str]:
     if invalid:
         out.append(f"{invalid} answer row(s) failed validation and were left out of every analysis "
                    "(kept in the log; see the data section).")
-    nco = a.results.get("nco")
     eff = a.results.get("effect")
     eq = a.results.get("equivalence")
+    nco = a.results.get("nco")
     if nco is not None:
-        t = nco.tidy()
-        for label, cat in _groups(t[t["measure"] == "tvd"]):
-            it = cat["iteration"].iloc[0] if "iteration" in cat and len(cat) else None
-            for arm in treated or [x for x in log.arm_names if x != ref]:
-                rows = cat[cat["arm"] == arm]
-                terms = sorted(rows["term"].unique())
-                drifted = sorted(rows.loc[rows["p_value_fwer"] < 0.05, "term"].unique())
-                if drifted:
-                    eff_txt = ""
-                    if eff is not None:
-                        e = eff.tidy()
-                        e = e[(e["measure"] == "mean_diff") & (e["arm"] == arm)]
-                        if it is not None and "iteration" in e:
-                            e = e[e["iteration"] == it]
-                        if len(e):
-                            eff_txt = f" of {_fmt(e['estimate'].iloc[0])}"
-                    out.append(
-                        f"{label}Drift detected on {len(drifted)} of {len(terms)} NCOs between {arm} and {ref} "
-                        f"(family-wise p < 0.05: {', '.join(drifted)}): the arms hold different implied populations, "
-                        f"so the observed effect{eff_txt} is not interpretable as causal without adjustment.")
-                else:
-                    n_eq = 0
-                    if eq is not None:
-                        et = eq.tidy()
-                        et = et[(et["arm"] == arm) & et["equivalent"].fillna(False).astype(bool)]
-                        if it is not None and "iteration" in et:
-                            et = et[et["iteration"] == it]
-                        n_eq = int(et["term"].nunique())
-                    if n_eq == len(terms) and terms:
-                        out.append(f"{label}No drift beyond {margin} TVD on all {len(terms)} NCOs between {arm} and "
-                                   f"{ref} (equivalence shown). NCOs bound latent drift only from below; corrections "
-                                   "still rest on their assumptions.")
-                    else:
-                        n1 = int(rows["n_1"].min()) if len(rows) else 0
-                        k = int(rows["n_levels"].max()) if len(rows) else 2
-                        pw = nco_power(max(n1, 2), margin=margin, n_levels=max(k, 2), method="iut", draws=2000).tidy()
-                        shown = "none of them" if n_eq == 0 else f"only {n_eq}"
-                        out.append(
-                            f"{label}No drift detected between {arm} and {ref} on {len(terms)} NCOs, but equivalence "
-                            f"within {margin} TVD was shown for {shown}: absence of evidence is not evidence of absence "
-                            f"(with {n1} units per arm the equivalence test has power {_fmt(pw['power'].iloc[0])}).")
-            pl = cat[cat["arm"].isin(placebo)]
-            if len(pl):
-                n_pl = int((pl["p_value_fwer"] < 0.05).sum())
-                out.append(f"{label}Placebo arms (meaning-preserving texts) drift on {n_pl} of {len(pl)} NCO comparisons: "
-                           + ("the model's answers move even under sham interventions (response-style drift)."
-                              if n_pl else "sham interventions leave the NCOs in place."))
+        out += _drift_lines(nco, log, treated, placebo, ref, margin, eff, eq, nco_power, source="")
+    dist = a.results.get("nco_dist")
+    if dist is not None:
+        out += _drift_lines(dist, log, treated, placebo, ref, margin, None, None, nco_power,
+                            source="On the model's option probabilities (distribution mode, no sampling noise): ")
     fid = a.results.get("fidelity")
     if fid is not None:
         ft = fid.tidy()
+        chance = float(np.mean([1 / log.item(i).n_levels for i in log.item_names("fidelity")]))
         for label, ov in _groups(ft[(ft["term"] == "overall") & ~ft["arm"].isin(placebo)]):
             for r in ov.itertuples():
                 if np.isnan(r.p_value):
@@ -259,7 +218,8 @@ def _verdict(a: Audit, nco_power: Callable[..., Any]) -> list[str]:
                 else:
                     how = f"{'significantly' if r.p_value < 0.05 else 'not significantly'} different, p = {_fmt(r.p_value)}"
                 out.append(f"{label}Persona fidelity: specified attributes were reported as specified by {r.share_0:.0%} "
-                           f"of units in {r.reference} and {r.share_1:.0%} in {r.arm} ({how}).")
+                           f"of units in {r.reference} and {r.share_1:.0%} in {r.arm} ({how}; guessing would give about "
+                           f"{chance:.0%}).")
     did = a.results.get("did")
     if did is not None and len(did):
         for label, d in _groups(did[~did["arm"].isin(placebo)]):
@@ -278,4 +238,65 @@ def _verdict(a: Audit, nco_power: Callable[..., Any]) -> list[str]:
                            + ("(few controls: the empirical null is poorly determined)." if cal.null.n_used < 20 else "."))
     if not out:
         out.append("Nothing to conclude: the log has no NCOs, fidelity items or outcome to analyse.")
+    return out
+
+
+def _drift_lines(res: Any, log: SimLog, treated: list[str], placebo: set[str], ref: str, margin: float,
+                 eff: Any, eq: Any, nco_power: Callable[..., Any], *, source: str) -> list[str]:
+    """Verdict sentences about NCO drift for one drift-test result."""
+    out: list[str] = []
+    t = res.tidy()
+    for label, cat in _groups(t[t["measure"] == "tvd"]):
+        it = cat["iteration"].iloc[0] if "iteration" in cat and len(cat) else None
+        prefix = label + source
+
+        def say(text: str, prefix: str = prefix) -> None:
+            # a sentence after a prefix ("Iteration 1: ...") continues in lower case
+            out.append(prefix + (text[:1].lower() + text[1:] if prefix else text))
+
+        for arm in treated or [x for x in log.arm_names if x != ref]:
+            rows = cat[cat["arm"] == arm]
+            terms = sorted(rows["term"].unique())
+            drifted = sorted(rows.loc[rows["p_value_fwer"] < 0.05, "term"].unique())
+            if drifted:
+                eff_txt = ""
+                if eff is not None:
+                    e = eff.tidy()
+                    e = e[(e["measure"] == "mean_diff") & (e["arm"] == arm)]
+                    if it is not None and "iteration" in e:
+                        e = e[e["iteration"] == it]
+                    if len(e):
+                        eff_txt = f" of {_fmt(e['estimate'].iloc[0])}"
+                say(
+                    f"Drift detected on {len(drifted)} of {len(terms)} NCOs between {arm} and {ref} "
+                    f"(family-wise p < 0.05: {', '.join(drifted)}): the arms hold different implied populations, "
+                    f"so the observed effect{eff_txt} is not interpretable as causal without adjustment.")
+            elif eq is None:
+                say(f"No drift detected between {arm} and {ref} on {len(terms)} NCOs.")
+            else:
+                et = eq.tidy()
+                et = et[(et["arm"] == arm) & et["equivalent"].fillna(False).astype(bool)]
+                if it is not None and "iteration" in et:
+                    et = et[et["iteration"] == it]
+                n_eq = int(et["term"].nunique())
+                if n_eq == len(terms) and terms:
+                    say(f"No drift beyond {margin} TVD on all {len(terms)} NCOs between {arm} and "
+                               f"{ref} (equivalence shown). NCOs bound latent drift only from below; corrections "
+                               "still rest on their assumptions.")
+                else:
+                    n1 = int(rows["n_1"].min()) if len(rows) else 0
+                    k = int(rows["n_levels"].max()) if len(rows) else 2
+                    pw = nco_power(max(n1, 2), margin=margin, n_levels=max(k, 2), method="iut", draws=2000).tidy()
+                    shown = "none of them" if n_eq == 0 else f"only {n_eq}"
+                    say(
+                        f"No drift detected between {arm} and {ref} on {len(terms)} NCOs, but equivalence "
+                        f"within {margin} TVD was shown for {shown}: absence of evidence is not evidence of absence "
+                        f"(with {n1} units per arm the equivalence test has power {_fmt(pw['power'].iloc[0])}).")
+        pl = cat[cat["arm"].isin(placebo)]
+        if len(pl):
+            n_pl = int((pl["p_value_fwer"] < 0.05).sum())
+            say(f"Placebo arms (meaning-preserving texts) drift on {n_pl} of {len(pl)} NCO comparisons: "
+                       + ("the model's answers move even under sham interventions (response-style drift), so NCO "
+                          "drift is not specific to the treatment's content." if n_pl else
+                          "sham interventions leave the NCOs in place."))
     return out

@@ -89,7 +89,8 @@ def _typed(
     keep_extras: bool,
 ) -> list[str]:
     """Create ``target`` from ``raw`` with schema types; check required, types and NULLs."""
-    cols = _columns(con, raw)
+    described = {r[0]: r[1] for r in con.execute(f"DESCRIBE {qi(raw)}").fetchall()}
+    cols = list(described)
     present = [f for f in fields if f.name in cols]
     missing = [f.name for f in fields if f.required and f.name not in cols]
     if missing:
@@ -98,7 +99,11 @@ def _typed(
             f"{table_label}: required column(s) {missing} are missing. Available columns: {available}. "
             f"Fix: rename them, e.g. read_log(..., mapping={{'your_column': {missing[0]!r}}})."
         )
-    checks = [f for f in present if f.sql != "VARCHAR"]
+    # a cast can fail only when the source type differs from the target (text -> number, 2.5 -> BIGINT)
+    safe = {"BIGINT": {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT"},
+            "DOUBLE": {"DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT"},
+            "BOOLEAN": {"BOOLEAN"}, "TIMESTAMPTZ": {"TIMESTAMP WITH TIME ZONE"}}
+    checks = [f for f in present if f.sql != "VARCHAR" and described[f.name] not in safe.get(f.sql, set())]
     if checks:
         exprs = ", ".join(
             f"count(*) FILTER (WHERE {qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql)} IS NULL)"

@@ -264,6 +264,7 @@ def read_log(
     role_map = _role_map(nco, primary, fidelity, roles)
     persona_cols = as_columns("persona", persona)
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")  # a library does not draw on the user's terminal
     label = "DataFrame" if isinstance(source, pd.DataFrame) else str(source)
     if format == "edsl":
         if arm is None:

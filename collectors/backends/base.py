@@ -42,7 +42,7 @@ class LogitsBackend(Protocol):
 
     def detokenize(self, tokens: list[int]) -> str: ...
 
-    def logits_after(self, tokens: list[int]) -> np.ndarray: ...
+    def logits_after(self, tokens: list[int], extra: int | None = None) -> np.ndarray: ...
 
     def processor(self, regex: str) -> Any: ...
 
@@ -98,7 +98,11 @@ def distribution(backend: LogitsBackend, ctx: list[int], prompt: ItemPrompt, *, 
             guide.advance(t, return_tokens=False)
         allowed = np.asarray(guide.get_tokens(), dtype=np.int64)
         allowed = allowed[allowed != backend.eos]
-        logits = backend.logits_after(ctx + path).astype(np.float64)
+        # a single continuation that does not yet complete an option (e.g. a lone space before the
+        # letter) is decoded in the same batch as its parent
+        pending = [int(t) for t in allowed if prompt.canonical(backend.detokenize([*path, int(t)])) is None]
+        extra = pending[0] if len(pending) == 1 else None
+        logits = backend.logits_after(ctx + path, extra=extra).astype(np.float64)
         if not path:
             full = _softmax(logits)
             root_mass = float(full[allowed].sum())

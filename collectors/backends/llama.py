@@ -1,10 +1,11 @@
 """In-process llama.cpp backend (llama-cpp-python) with prefix reuse and outlines constraints.
 
 The backend remembers which tokens its KV cache holds. ``logits_after(tokens)`` keeps
-the longest common prefix and evaluates only the rest, so a persona prefix is evaluated
-once for all arms, an arm prefix once for all items, and each item is asked in its own
-branch (the KV cache is truncated back to the prefix before the next item): forked
-elicitation at the cost of the branch tokens only.
+the longest common prefix and evaluates only the rest, so a unit's persona + intervention
+prefix is evaluated once for all its items, and each item is asked in its own branch (the KV
+cache is truncated back to the prefix before the next item): forked elicitation at the cost of
+the branch tokens only. Every unit starts from an empty cache, so results never depend on the
+order in which units run (exact reproducibility across interrupted and resumed runs).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class LlamaBackend:
         self.n_ctx = n_ctx
         self.n_threads = threads
         self._cached: list[int] = []
-        self._last_logits: np.ndarray | None = None
+        self._memo: dict[tuple[int, ...], np.ndarray] = {}
         self._outlines_backend: Any = None
         self._indexes: dict[str, Any] = {}
         self._n_vocab = self.llm.n_vocab()
@@ -135,32 +136,64 @@ class LlamaBackend:
         return render
 
     # -- evaluation ------------------------------------------------------------------
-    def logits_after(self, tokens: list[int]) -> np.ndarray:
-        """Next-token logits after ``tokens``, evaluating only what the KV cache lacks."""
+    def logits_after(self, tokens: list[int], extra: int | None = None) -> np.ndarray:
+        """Next-token logits after ``tokens``, evaluating only what the KV cache lacks.
+
+        With ``extra``, the token ``extra`` is decoded in the same batch and the logits after
+        ``tokens + [extra]`` are memoised too (one decode instead of two). Recent results are
+        memoised by their full token sequence, so a later request for them costs nothing.
+        """
         import llama_cpp
 
-        if tokens == self._cached and self._last_logits is not None:
-            return self._last_logits
-        if len(tokens) >= self.n_ctx:
-            raise ValueError(f"prompt of {len(tokens)} tokens exceeds model.n_ctx = {self.n_ctx}; raise n_ctx")
+        key = tuple(tokens)
+        if key in self._memo and (extra is None or key + (extra,) in self._memo):
+            return self._memo[key]
+        want = list(tokens) + ([extra] if extra is not None else [])
+        if len(want) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(want)} tokens exceeds model.n_ctx = {self.n_ctx}; raise n_ctx")
         lcp = 0
-        for a, b in zip(self._cached, tokens, strict=False):
+        for a, b in zip(self._cached, want, strict=False):
             if a != b:
                 break
             lcp += 1
-        lcp = min(lcp, len(tokens) - 1)  # evaluate at least one token to get its logits
-        self.llm.n_tokens = lcp
-        self.llm.eval(tokens[lcp:])  # eval() first removes KV cells past n_tokens
-        self.evaluated_tokens += len(tokens) - lcp
-        ptr = llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        self._last_logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).copy()
-        self._cached = list(tokens)
-        return self._last_logits
+        rows = 2 if extra is not None else 1
+        lcp = min(lcp, len(want) - rows)  # evaluate at least the positions whose logits we need
+        new = want[lcp:]
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(-1, lcp, -1)
+        n_batch = llm.n_batch
+        for start in range(0, len(new), n_batch):
+            chunk = new[start:start + n_batch]
+            llm._batch.set_batch(batch=chunk, n_past=lcp + start, logits_all=False)
+            last = start + n_batch >= len(new)
+            if last and rows == 2 and len(chunk) >= 2:
+                llm._batch.batch.logits[len(chunk) - 2] = True
+            llm._ctx.decode(llm._batch)
+        llm.input_ids[lcp:len(want)] = new
+        llm.n_tokens = len(want)
+        self.evaluated_tokens += len(new)
+        out = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(self._n_vocab,)).copy()
+        self._cached = want
+        self._remember(tuple(want), out)
+        if extra is not None:
+            last_chunk = len(new) - (len(new) - 1) // n_batch * n_batch
+            if last_chunk >= 2:
+                root = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, last_chunk - 2),
+                                             shape=(self._n_vocab,)).copy()
+                self._remember(key, root)
+            else:  # the root position fell in the previous chunk: evaluate it on its own
+                return self.logits_after(tokens)
+        return self._memo[key]
+
+    def _remember(self, key: tuple[int, ...], logits: np.ndarray) -> None:
+        self._memo[key] = logits
+        while len(self._memo) > 16:
+            self._memo.pop(next(iter(self._memo)))
 
     def reset(self) -> None:
         self.llm.reset()
         self._cached = []
-        self._last_logits = None
+        self._memo.clear()
 
     # -- constraints (outlines) ------------------------------------------------------
     def _index(self, regex: str) -> Any:
@@ -190,6 +223,9 @@ class LlamaBackend:
                     dist: bool) -> Elicited:
         """Ask ``prompt`` in its own branch after ``prefix_text`` (the prefix KV is reused)."""
         if prefix_text != self._prefix_text:
+            # A new unit starts from an empty KV cache: its evaluations then never depend on what the
+            # previous unit left behind, so a resumed run reproduces an uninterrupted one exactly.
+            self.reset()
             self._prefix_text, self._prefix_tokens = prefix_text, self.tokenize(prefix_text, bos=True)
         return elicit(self, self._prefix_tokens, prompt, np.random.default_rng(seed),
                       temperature=temperature, top_p=top_p, dist=dist)

@@ -81,7 +81,7 @@ def main() -> None:
     study = full.model_copy(update={"design": full.design.model_copy(update={"units_per_arm": args.personas})})
     backend = LlamaBackend(resolve_model_path(study.model.path), n_ctx=study.model.n_ctx, n_threads=2)
     rate = prefill_rate(backend)
-    print(f"llama.cpp prefill: {rate:.0f} tokens/s (512-token prompt, 2 threads)")
+    print(f"prefill rate of llama.cpp: {rate:.0f} tokens/s (512-token prompt, 2 threads)")
     trunc, restore = branch_strategies(backend)
     print(f"branching from a 160-token prefix to a 45-token item: KV truncation {trunc * 1e3:.1f} ms vs state "
           f"save/restore {restore * 1e3:.1f} ms per branch (the collector truncates)")

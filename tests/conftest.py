@@ -76,3 +76,21 @@ def small_log(tables):
     from driftstats import read_log
 
     return read_log(tables["answers"], items=tables["items"], personas=tables["personas"], arms=tables["arms"])
+
+
+def shared_path(*parts: str):
+    """A file under the workspace's shared/ folder (reference data with published analyses).
+
+    Looked up in $DRIFTSTATS_SHARED, then next to the repository (``../shared``, where the
+    project documents it), then /work/shared.
+    """
+    from pathlib import Path
+
+    repo = Path(__file__).parents[1]
+    candidates = [Path(p) for p in (os.environ.get("DRIFTSTATS_SHARED"),) if p]
+    candidates += [repo.parent / "shared", Path("/work/shared")]
+    for base in candidates:
+        path = base.joinpath(*parts)
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"{'/'.join(parts)} not found under {[str(c) for c in candidates]}; set DRIFTSTATS_SHARED")

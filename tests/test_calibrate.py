@@ -17,8 +17,8 @@ from driftstats.calibrate import (
     fit_systematic_error_model,
 )
 from driftstats.errors import InsufficientDataError, InvalidArgumentError
+from tests.conftest import shared_path
 
-SHARED = Path(__file__).parents[2] / "shared" / "reference-data"
 REF = Path(__file__).parent / "reference" / "calibrate"
 
 
@@ -32,10 +32,11 @@ def golden(name: str) -> dict[str, float]:
 @pytest.mark.reference
 def test_sccs_fixture() -> None:
     g = golden("sccs.csv")
-    d = pd.read_csv(SHARED / "ec_sccs.csv")
+    d = pd.read_csv(shared_path("reference-data", "ec_sccs.csv"))
     neg, pos = d[d["groundTruth"] == 0], d[d["groundTruth"] == 1]
     null = fit_null(neg["logRr"], neg["seLogRr"])
-    assert null.converged and null.n_used == 45
+    assert null.converged
+    assert null.n_used == 45
     assert null.mean == pytest.approx(g["null_mean"], abs=1e-3)
     assert null.sd == pytest.approx(g["null_sd"], abs=1e-3)
     p = calibrate_p(null, pos["logRr"], pos["seLogRr"])[0]
@@ -46,7 +47,7 @@ def test_sccs_fixture() -> None:
 @pytest.mark.reference
 def test_southworth_documented_output() -> None:
     g = golden("southworth.csv")
-    d = pd.read_csv(SHARED / "ec_southworthReplication.csv")
+    d = pd.read_csv(shared_path("reference-data", "ec_southworthReplication.csv"))
     controls = d[d["trueLogRr"].notna()]
     m = fit_systematic_error_model(controls["logRr"], controls["seLogRr"], controls["trueLogRr"])
     np.testing.assert_allclose(m.params(), [g["meanIntercept"], g["meanSlope"], g["sdIntercept"], g["sdSlope"]],
@@ -92,7 +93,7 @@ def test_calibrated_intervals_cover_under_systematic_error() -> None:
 
 
 def test_evaluate_calibration_on_southworth_controls() -> None:
-    d = pd.read_csv(SHARED / "ec_southworthReplication.csv")
+    d = pd.read_csv(shared_path("reference-data", "ec_southworthReplication.csv"))
     c = d[d["trueLogRr"].notna()]
     ev = ds.evaluate_calibration(c["logRr"], c["seLogRr"], c["trueLogRr"], groups=c["outcomeName"]).set_index("conf_level")
     assert ev.loc[0.95, "coverage_calibrated"] > ev.loc[0.95, "coverage_uncalibrated"] + 0.2

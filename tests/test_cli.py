@@ -22,7 +22,8 @@ def test_validate_ok_and_failure(tmp_path) -> None:
     pd.DataFrame({"unit_id": ["a"], "arm": ["c"]}).to_csv(bad, index=False)
     r = runner.invoke(app, ["validate", str(bad)])
     assert r.exit_code == 2
-    assert "MissingColumnError" in r.output and "'item'" in r.output
+    assert "MissingColumnError" in r.output
+    assert "'item'" in r.output
     r = runner.invoke(app, ["validate", str(tmp_path / "missing.parquet")])
     assert r.exit_code == 2
 
@@ -34,7 +35,8 @@ def test_summary_and_mapping(tmp_path) -> None:
     r = runner.invoke(app, ["summary", str(p), "-m", "who=unit_id", "-m", "group=arm", "-m", "q=item",
                             "-m", "ans=response", "--nco", "age"])
     assert r.exit_code == 0, r.output
-    assert "Provenance" in r.output and "units: 4" in r.output
+    assert "Provenance" in r.output
+    assert "units: 4" in r.output
 
 
 def test_audit_writes_report(tmp_path) -> None:
@@ -44,7 +46,8 @@ def test_audit_writes_report(tmp_path) -> None:
     out = tmp_path / "report.html"
     r = runner.invoke(app, ["audit", str(src), "--report", str(out), "--n-perm", "99"])
     assert r.exit_code == 0, r.output
-    assert out.exists() and "Verdict" in out.read_text()
+    assert out.exists()
+    assert "Verdict" in out.read_text()
     assert "report written to" in r.output
 
 

@@ -70,7 +70,8 @@ def test_constraint_adherence_and_schema(tmp_path, backend) -> None:
 
     study = parse_study(tiny())
     summary = run_study(study, tmp_path / "t.duckdb", backend=backend)
-    assert summary.units_run == 6 and summary.invalid == 0
+    assert summary.units_run == 6
+    assert summary.invalid == 0
     log = ds.read_log(tmp_path / "t.duckdb")
     a = log.to_pandas()
     s = a[a["mode"] == "sample"]
@@ -182,7 +183,7 @@ def _spawn(study_path: Path, out: Path) -> subprocess.Popen:
     )
 
 
-def test_kill_minus_9_then_resume_gives_the_uninterrupted_rows(tmp_path) -> None:  # noqa: ANN001
+def test_kill_minus_9_then_resume_gives_the_uninterrupted_rows(tmp_path) -> None:
     """Kill a real run with SIGKILL at random moments (timed from an uninterrupted reference run),
     resume each time, and compare the final store with the reference: same rows, none duplicated."""
     study_path = tmp_path / "tiny.toml"

@@ -101,7 +101,8 @@ def test_reprs_are_deterministic_and_agree(result) -> None:
     assert s.as_text() == str(s)
     assert s.as_latex().startswith(r"\begin{tabular}")
     for term in result.tidy()["term"].astype(str).head(3):
-        assert term in text and term in html
+        assert term in text
+        assert term in html
 
 
 def test_results_are_immutable(result) -> None:

@@ -18,7 +18,8 @@ def test_notebook_is_stripped(path: Path) -> None:
     book = nbformat.read(path, as_version=4)
     for cell in book.cells:
         if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"{path.name}: outputs committed"
+            assert not cell.outputs, f"{path.name}: outputs committed"
+            assert cell.execution_count is None, f"{path.name}: execution counts committed"
 
 
 @pytest.mark.notebooks

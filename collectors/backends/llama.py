@@ -146,7 +146,7 @@ class LlamaBackend:
         import llama_cpp
 
         key = tuple(tokens)
-        if key in self._memo and (extra is None or key + (extra,) in self._memo):
+        if key in self._memo and (extra is None or (*key, extra) in self._memo):
             return self._memo[key]
         want = list(tokens) + ([extra] if extra is not None else [])
         if len(want) >= self.n_ctx:

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import duckdb
+
 from driftstats.log.schema import SqlType
 
-__all__ = ["cast_expr", "qi", "ql"]
+__all__ = ["cast_expr", "connect", "qi", "ql"]
+
+
+def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that draws no progress bars (a library does not draw on the user's terminal).
+
+    Inside Jupyter without ``ipywidgets`` DuckDB refuses to change the setting at all
+    ("required package 'ipywidgets' is missing"); it then draws nothing either, so the
+    refusal is harmless and ignored.
+    """
+    con = duckdb.connect(database)
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass
+    return con
 
 
 def qi(name: str) -> str:

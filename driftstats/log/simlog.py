@@ -14,7 +14,7 @@ import pandas as pd
 
 from driftstats._args import as_columns
 from driftstats.errors import InvalidArgumentError
-from driftstats.log._sql import qi
+from driftstats.log._sql import connect, qi
 from driftstats.log.build import build_tables
 from driftstats.log.edsl import from_edsl, read_edsl_frame
 from driftstats.log.io import (
@@ -263,8 +263,7 @@ def read_log(
     """
     role_map = _role_map(nco, primary, fidelity, roles)
     persona_cols = as_columns("persona", persona)
-    con = duckdb.connect(":memory:")
-    con.execute("SET enable_progress_bar = false")  # a library does not draw on the user's terminal
+    con = connect()
     label = "DataFrame" if isinstance(source, pd.DataFrame) else str(source)
     if format == "edsl":
         if arm is None:

@@ -3,8 +3,8 @@
 Sections come from a registry (:data:`SECTIONS`); each turns the audit into *blocks*
 (text, headings, tables, figures, assumptions, skipped notes). A later section (say, a
 Bayesian drift model) is added with :func:`register_section` without touching the others.
-Everything taken from the log is escaped: Jinja2 autoescaping for text, ``DataFrame.to_html
-(escape=True)`` for tables; figures are PNG data URIs; the page has no script and loads nothing.
+Everything taken from the log is escaped: Jinja2 autoescaping for text, ``markupsafe.escape``
+for every table header and cell; figures are PNG data URIs; the page has no script and loads nothing.
 """
 
 from __future__ import annotations
@@ -52,14 +52,22 @@ def register_section(builder: SectionBuilder, *, position: int | None = None) ->
 
 
 def table(frame: pd.DataFrame, columns: list[str] | None = None, *, rename: dict[str, str] | None = None) -> Block:
-    shown = frame[columns] if columns else frame
-    shown = shown.apply(lambda c: c.map(fmt_num)).astype(object)
-    if rename:
-        shown = shown.rename(columns=rename)
-    from markupsafe import Markup
+    """An HTML table; every header and cell is escaped, numeric columns are right-aligned."""
+    from markupsafe import Markup, escape
 
-    # pandas escapes every cell and header (escape=True); the assembled table is then marked safe
-    return Block("table", Markup(shown.to_html(index=False, escape=True, border=0)))
+    shown = frame[columns] if columns else frame
+    rename = rename or {}
+    numeric = [pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in shown.dtypes]
+
+    def cell(tag: str, value: Any, num: bool) -> str:
+        return f'<{tag} class="{"num" if num else "txt"}">{escape(value)}</{tag}>'
+
+    head = "".join(cell("th", rename.get(c, c), n) for c, n in zip(shown.columns, numeric, strict=True))
+    body = "".join(
+        "<tr>" + "".join(cell("td", fmt_num(v), n) for v, n in zip(row, numeric, strict=True)) + "</tr>"
+        for row in shown.itertuples(index=False, name=None)
+    )
+    return Block("table", Markup(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
 
 
 def figure(fig: Any, alt: str) -> Block:

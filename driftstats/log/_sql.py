@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 
 from driftstats.log.schema import SqlType
@@ -17,10 +19,8 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     refusal is harmless and ignored.
     """
     con = duckdb.connect(database)
-    try:
+    with contextlib.suppress(duckdb.InvalidInputException):
         con.execute("SET enable_progress_bar = false")
-    except duckdb.InvalidInputException:
-        pass
     return con
 
 

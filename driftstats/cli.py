@@ -54,16 +54,16 @@ def _mapping(pairs: list[str] | None) -> dict[str, str]:
 
 def _read(log: Path, fmt: str | None, mapping: list[str] | None, arm: str | None,
           nco: list[str] | None, primary: list[str] | None):
+    """The validated log, or exit 2 with the reason (the exception's name and message)."""
     from driftstats.log import read_log
 
-    with console.status(f"reading and validating {log} ..."):
-        return read_log(log, format=fmt, mapping=_mapping(mapping) or None, arm=arm,  # type: ignore[arg-type]
-                        nco=nco or None, primary=primary or None)
-
-
-def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
-    raise typer.Exit(code=2)
+    try:
+        with console.status(f"reading and validating {log} ..."):
+            return read_log(log, format=fmt, mapping=_mapping(mapping) or None, arm=arm,  # type: ignore[arg-type]
+                            nco=nco or None, primary=primary or None)
+    except (DriftstatsError, FileNotFoundError) as exc:
+        err_console.print(f"[bold red]error[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -76,11 +76,7 @@ def validate(
     primary: PrimaryOpt = None,
 ) -> None:
     """Validate LOG against the schema; exit 0 when valid, 2 with the reason when not."""
-    try:
-        sl = _read(log, fmt, mapping, arm, nco, primary)
-    except (DriftstatsError, FileNotFoundError) as exc:
-        _fail(exc)
-        return
+    sl = _read(log, fmt, mapping, arm, nco, primary)
     console.print(f"[green]valid[/]: {sl!r}")
     for d in sl.diagnostics:
         console.print(f"  note: {d}")
@@ -96,11 +92,7 @@ def summary(
     primary: PrimaryOpt = None,
 ) -> None:
     """Validate LOG and print its sizes, invalid answers and provenance completeness."""
-    try:
-        sl = _read(log, fmt, mapping, arm, nco, primary)
-    except (DriftstatsError, FileNotFoundError) as exc:
-        _fail(exc)
-        return
+    sl = _read(log, fmt, mapping, arm, nco, primary)
     s = sl.summary()
     console.print(f"[bold]{s.source}[/]")
     console.print("  ".join(f"{k}: {v}" for k, v in s.facts.items()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,17 @@ def require(module: str):
     if REQUIRE_ALL:
         return importlib.import_module(module)
     return pytest.importorskip(module)
+
+
+def require_program(*names: str, hint: str) -> str:
+    """The path of the first program found on PATH; skips (fails under DRIFTSTATS_REQUIRE_ALL_DEPS=1) when none is."""
+    for name in names:
+        if path := shutil.which(name):
+            return path
+    message = f"{' / '.join(names)} is not installed ({hint})"
+    if REQUIRE_ALL:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 AGE = ["18-29", "30-44", "45-64", "65+"]

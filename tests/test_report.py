@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 
 import pandas as pd
 import pytest
 
 import driftstats as ds
-from tests.conftest import REQUIRE_ALL, require
+from tests.conftest import require, require_program
 
 require("matplotlib")
 require("jinja2")
@@ -79,15 +78,6 @@ def test_untrusted_log_content_is_escaped() -> None:
     assert "&lt;b&gt;dandy&lt;/b&gt;" in html
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if REQUIRE_ALL:
-            pytest.fail("chromium is not installed (make browser installs Debian's chromium)")
-        pytest.skip("chromium is not installed")
-    return path
-
-
 @pytest.mark.browser
 def test_report_in_headless_chromium(drift_audit, tmp_path) -> None:
     sync_api = require("playwright.sync_api")
@@ -96,7 +86,7 @@ def test_report_in_headless_chromium(drift_audit, tmp_path) -> None:
     hostile = tmp_path / "hostile.html"
     ds.audit(hostile_log(), n_perm=99, n_boot=0).write_html(hostile)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=[
+        browser = p.chromium.launch(executable_path=require_program("chromium", "chromium-browser", hint="make browser installs Debian's chromium"), args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1200, "height": 900})

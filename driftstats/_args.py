@@ -14,9 +14,27 @@ import numpy as np
 
 from driftstats.errors import InvalidArgumentError
 
-__all__ = ["as_columns", "check_choice", "check_conf_level", "check_positive_int", "rng_from", "seed_value"]
+__all__ = [
+    "DEFAULT_N_BOOT",
+    "DEFAULT_N_PERM",
+    "DEFAULT_SEED",
+    "as_columns",
+    "check_by",
+    "check_choice",
+    "check_conf_level",
+    "check_positive_int",
+    "rng_from",
+    "seed_value",
+]
 
 SeedLike = int | np.random.Generator | None
+
+#: Every randomised verb defaults to this seed, so two identical calls give identical numbers.
+#: ``seed=None`` asks for fresh OS entropy (then ``glance()["seed"]`` is NA: not reproducible).
+DEFAULT_SEED: int = 0
+#: Permutations per test and bootstrap resamples per interval: one default everywhere.
+DEFAULT_N_PERM: int = 2000
+DEFAULT_N_BOOT: int = 2000
 
 
 def check_choice(name: str, value: Any, alias: Any) -> Any:
@@ -71,6 +89,24 @@ def as_columns(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
     if not all(isinstance(v, str) for v in out):
         raise InvalidArgumentError(f"{name} must be a column name or a list of names; got {value!r}.")
     return out
+
+
+def check_by(by: str | Iterable[str] | None, available: Iterable[str], *, arg: str = "by") -> tuple[str, ...]:
+    """Grouping columns, each checked against ``available``: an unknown column is an error everywhere.
+
+    One rule for every verb's ``by=``: a name that is not a column raises
+    :class:`InvalidArgumentError` naming it and listing what is available (nothing is dropped
+    silently). ``by=()`` / ``None`` means no grouping.
+    """
+    cols = as_columns(arg, by)
+    avail = list(dict.fromkeys(str(a) for a in available))
+    unknown = [c for c in cols if c not in avail]
+    if unknown:
+        raise InvalidArgumentError(
+            f"{arg}={list(cols)!r} names {unknown}, which {'is' if len(unknown) == 1 else 'are'} not a column here; "
+            f"available: {sorted(avail)}. Fix: pass {arg}=() for no grouping, or one of the available columns."
+        )
+    return cols
 
 
 def check_in(name: str, value: str, allowed: Sequence[str], what: str) -> str:

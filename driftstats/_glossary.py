@@ -73,6 +73,7 @@ _TIDY: list[tuple[str, DType, str]] = [
     ("ess_bulk", "float", "bulk effective sample size"),
     ("ess_tail", "float", "tail effective sample size"),
     ("mcse_mean", "float", "Monte Carlo standard error of the posterior mean"),
+    ("note", "str", "why a row carries no test or no estimate (e.g. 'not testable: arm X has no valid answers')"),
 ]
 
 _GLANCE: list[tuple[str, DType, str]] = [
@@ -92,6 +93,7 @@ _GLANCE: list[tuple[str, DType, str]] = [
     ("null_mean", "float", "mean of the empirical null"),
     ("null_sd", "float", "standard deviation of the empirical null"),
     ("log_lik", "float", "maximised log-likelihood"),
+    ("strata", "str", "permutation / pairing strata used ('persona_id' when a paired design was detected)"),
 ]
 
 TIDY_CORE: tuple[str, ...] = (

@@ -79,6 +79,7 @@ class SimLog:
         }
         self._arms: tuple[str, ...] = tuple(r[0] for r in con.execute("SELECT arm FROM arms").fetchall())
         self._n_rows: int = con.execute("SELECT count(*) FROM answers").fetchall()[0][0]
+        self._fingerprint: str | None = None
 
     # ------------------------------------------------------------------ access
     @property
@@ -164,6 +165,23 @@ class SimLog:
 
     def columns(self) -> tuple[str, ...]:
         return tuple(r[0] for r in self._con.execute("DESCRIBE answers").fetchall())
+
+    def fingerprint(self) -> str:
+        """A content hash of the four tables (16 hex digits), independent of row order.
+
+        Every result computed from this log carries it in ``provenance``, so a number can be
+        traced to the exact data it came from. Computed once (one scan) and cached.
+        """
+        if self._fingerprint is None:
+            import hashlib
+
+            h = hashlib.sha256()
+            for table in ("answers", "items", "personas", "arms"):
+                n, x = self._con.execute(
+                    f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {qi(table)} AS t").fetchall()[0]
+                h.update(f"{table}:{n}:{x};".encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     # ------------------------------------------------------------------ output
     def write(self, path: str | Path, *, format: Literal["parquet", "csv", "jsonl", "duckdb"] | None = None) -> list[Path]:

@@ -1,0 +1,9 @@
+"""The log's query layer: the one home of data access.
+
+Statistics code (``driftstats.nco``, ``effects``, ``persona``, ``correct``, the audit) never
+writes SQL. It asks these functions, which run parametrised, identifier-quoted queries
+against a :class:`~driftstats.SimLog` and return numpy arrays or pandas frames. One module
+per consumer keeps the queries next to each other without a god module:
+
+* :mod:`~driftstats.log.query.design` - arms, pairing, counts shared by every verb.
+"""

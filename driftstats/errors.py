@@ -17,6 +17,7 @@ __all__ = [
     "DuplicateKeyError",
     "EmptyArmError",
     "EmptyLogError",
+    "IncompleteLogError",
     "InsufficientDataError",
     "InvalidAnswersWarning",
     "InvalidArgumentError",
@@ -26,6 +27,7 @@ __all__ = [
     "MonteCarloErrorWarning",
     "SingleOptionItemError",
     "UnknownOptionError",
+    "UnreadableLogError",
     "WeakProxyWarning",
     "format_rows",
 ]
@@ -80,6 +82,14 @@ class SingleOptionItemError(LogValidationError):
 
 class EmptyLogError(LogValidationError):
     """The log has no rows."""
+
+
+class UnreadableLogError(LogValidationError):
+    """The file cannot be read as a log of its format (not a DuckDB / Parquet / CSV / JSONL file, empty, corrupt)."""
+
+
+class IncompleteLogError(LogValidationError):
+    """The log is a collector store whose run is still in progress, or stopped before every unit was done."""
 
 
 # --------------------------------------------------------------------------- warnings

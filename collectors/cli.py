@@ -25,7 +25,7 @@ from rich.progress import (
 __all__ = ["simulate"]
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """SIGTERM, raised as an exception so the run ends like an interrupt (the store records it)."""
 
     def __str__(self) -> str:
@@ -33,7 +33,7 @@ class _Terminated(BaseException):
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated
+    raise Terminated
 
 
 def _one_line(exc: BaseException) -> str:
@@ -93,14 +93,14 @@ def simulate(
             progress.update(task, completed=summary.units_done_before + summary.units_run)
     except (StudyError, FileNotFoundError) as exc:
         raise fail(2, _one_line(exc)) from None
-    except (Exception, KeyboardInterrupt, _Terminated) as exc:
+    except (Exception, KeyboardInterrupt, Terminated) as exc:
         if not out.exists():
             left = "no store was left behind"
         elif state["done"] is not None:
             left = f"{out} keeps {state['done']} of {total} units: run the same command to resume"
         else:
             left = f"{out} keeps the units it held: run the same command to resume"
-        if isinstance(exc, KeyboardInterrupt | _Terminated):
+        if isinstance(exc, KeyboardInterrupt | Terminated):
             raise fail(130 if isinstance(exc, KeyboardInterrupt) else 143,
                        f"interrupted ({_one_line(exc) if str(exc) else 'Ctrl-C'}); {left}.") from None
         raise fail(1, f"the run failed: {type(exc).__name__}: {_one_line(exc)}; {left}.") from None

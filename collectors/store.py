@@ -86,6 +86,7 @@ class StoreLock:
 
         self.store = Path(store)
         self.path = lock_path(self.store)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
@@ -235,9 +236,6 @@ class Store:
     def begin(self, *, units_total: int) -> None:
         """Mark a run in flight: ``units_total`` and ``status = 'running'``."""
         self._set_many({"units_total": str(int(units_total)), "status": "running"})
-
-    def meta(self) -> dict[str, str]:
-        return dict(self._con.execute("SELECT key, value FROM meta").fetchall())
 
     def close(self, *, status: Status | None = None) -> None:
         """Record ``status`` (if given), checkpoint, close and release the lock (idempotent)."""

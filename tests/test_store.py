@@ -367,3 +367,38 @@ def test_store_of_another_study_is_refused_before_the_backend_starts(tmp_path, s
     with pytest.raises(StudyError, match="cannot be opened as a DuckDB store"):
         run_study(parse_study(study), tmp_path / "junk.duckdb", base_dir=tmp_path)
     assert (tmp_path / "junk.duckdb").read_text() == "not a database"
+
+
+def test_sigterm_ends_the_run_as_failed_and_releases_the_store(tmp_path, server) -> None:
+    study_path = _write_study(tmp_path, _study(server.url, units_per_arm=3))
+    out = tmp_path / "runs.duckdb"
+    writer = _simulate(study_path, out, wait=False)
+    try:
+        server.wait_for(REQUESTS_PER_UNIT + 1)
+        server.hold()
+        time.sleep(0.3)
+        writer.send_signal(signal.SIGTERM)
+        _, stderr = writer.communicate(timeout=60)
+    finally:
+        server.release()
+        if writer.poll() is None:
+            os.killpg(writer.pid, signal.SIGKILL)
+    assert writer.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("error: interrupted (terminated by SIGTERM)")
+    assert f"{out} keeps 1 of 6 units" in line
+    meta = _meta(out)
+    assert (meta["status"], meta["error"], _units_done(out)) == ("failed", "Terminated: terminated by SIGTERM", 1)
+    assert not _lock_file(out).exists()
+
+
+def test_a_store_in_a_new_directory(tmp_path, server) -> None:
+    from collectors.runner import run_study
+
+    study = _study(server.url, units_per_arm=1)
+    _write_study(tmp_path, study)
+    out = tmp_path / "new" / "dir" / "runs.duckdb"
+    summary = run_study(parse_study(study), out, base_dir=tmp_path)
+    assert summary.units_run == 2
+    assert sorted(p.name for p in out.parent.iterdir()) == ["runs.duckdb"]

@@ -197,11 +197,11 @@ def plot_forest(result: Any, *, value: ForestValue = "excess", ax: Any = None, t
     ax.set_ylim(-0.6, len(t) - 0.4)
     if not drawn.any():
         ax.set_xlim(0, 1)
-    ax.set_xlabel("excess TVD = max(TVD \u2212 null mean, 0)" if excess else "TVD (plug-in)")
-    default = ("Excess TVD (bars: valid TV interval \u2212 null mean, floored at 0)" if excess
-               else "TVD with its valid interval")
+    ax.set_xlabel("excess TVD = max(TVD \u2212 null mean, 0)\nbars: max(valid TV interval \u2212 null mean, 0)"
+                  if excess else "TVD (plug-in); bars: valid TV interval")
+    default = "Excess TVD over the permutation null" if excess else "TVD with its valid interval"
     ax.set_title(_text(title) if title is not None else default, fontsize=10)
-    _legend(ax, loc="lower right", fontsize=8, frameon=False)
+    _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
 

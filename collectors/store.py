@@ -91,7 +91,7 @@ class StoreLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # BlockingIOError: somebody holds it
+            except BlockingIOError:  # somebody holds it
                 pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
                 os.close(fd)
                 who = f"pid {pid}" if pid.isdigit() else "pid unknown"

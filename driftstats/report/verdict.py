@@ -129,46 +129,46 @@ def _drift_lines(findings: list[DriftFinding], s: AuditSettings, eff: Any, power
     out = []
     many = len({f.iteration for f in findings}) > 1
     lv = _pct(s.level)
-    for f in findings:
-        if f.placebo:
-            continue
-        p = _prefix(f, many)
-        nt = (f" Not testable: {', '.join(f.not_testable)} (no valid answers in one arm or mode)."
-              if f.not_testable else "")
-        if not f.tested:
-            out.append(f"{p}no NCO could be tested between {f.arm} and {f.reference}.{nt}")
-        elif f.drifted:
-            out.append(f"{p}drift detected on {len(f.drifted)} of {len(f.tested)} NCOs between {f.arm} and {f.reference} "
-                       f"(family-wise p < {lv}: {', '.join(f.drifted)}): the arms hold different implied populations, "
-                       f"so the observed effect{_effect_text(eff, f.arm, f.iteration)} is not interpretable as causal "
-                       f"without adjustment.{nt}")
-        elif f.equivalent is None:
-            out.append(f"{p}no drift detected between {f.arm} and {f.reference} on {len(f.tested)} NCOs (no "
-                       f"equivalence test in this mode, so this is not evidence of no drift).{nt}")
-        elif set(f.tested) <= set(f.equivalent):
-            out.append(f"{p}no drift beyond {s.margin} TVD on all {len(f.tested)} NCOs between {f.arm} and "
-                       f"{f.reference} (equivalence shown). NCOs bound latent drift only from below; corrections still "
-                       f"rest on their assumptions.{nt}")
-        else:
-            n_eq = len(set(f.equivalent) & set(f.tested))
-            shown = "none of them" if n_eq == 0 else f"only {n_eq}"
-            pw = power(f)
-            pw_text = f" (with {f.n_min} units per arm the equivalence test has power {_fmt(pw)})" if pw is not None else ""
-            out.append(f"{p}no drift detected between {f.arm} and {f.reference} on {len(f.tested)} NCOs, but "
-                       f"equivalence within {s.margin} TVD was shown for {shown}: absence of evidence is not evidence "
-                       f"of absence{pw_text}.{nt}")
-    placebo = [f for f in findings if f.placebo]
-    for (_mode, _it), group in _by_mode_iteration(placebo).items():
-        n_pl = sum(len(f.drifted) for f in group)
-        n_all = sum(len(f.tested) for f in group)
-        if not n_all:
-            continue
-        p = _prefix(group[0], many)
-        out.append(f"{p}placebo arms (meaning-preserving texts) drift on {n_pl} of {n_all} NCO comparisons: "
-                   + ("the model's answers move even under sham interventions (response-style drift), so NCO drift is "
-                      "not specific to the treatment's content." if n_pl else
-                      "sham interventions leave the NCOs in place."))
+    for (_mode, _it), group in _by_mode_iteration(findings).items():
+        for f in group:
+            if not f.placebo:
+                out.append(_treated_line(f, s, eff, power, many, lv))
+        placebo = [f for f in group if f.placebo]
+        n_pl = sum(len(f.drifted) for f in placebo)
+        n_all = sum(len(f.tested) for f in placebo)
+        if n_all:
+            out.append(f"{_prefix(placebo[0], many)}placebo arms (meaning-preserving texts) drift on {n_pl} of {n_all} NCO "
+                       "comparisons: " + ("the model's answers move even under sham interventions (response-style "
+                                          "drift), so NCO drift is not specific to the treatment's content." if n_pl else
+                                          "sham interventions leave the NCOs in place."))
     return out
+
+
+def _treated_line(f: DriftFinding, s: AuditSettings, eff: Any, power: Any, many: bool, lv: str) -> str:
+    p = _prefix(f, many)
+    nt = (f" Not testable: {', '.join(f.not_testable)} (no valid answers in one arm or mode)."
+          if f.not_testable else "")
+    if not f.tested:
+        return f"{p}no NCO could be tested between {f.arm} and {f.reference}.{nt}"
+    if f.drifted:
+        return (f"{p}drift detected on {len(f.drifted)} of {len(f.tested)} NCOs between {f.arm} and {f.reference} "
+                f"(family-wise p < {lv}: {', '.join(f.drifted)}): the arms hold different implied populations, "
+                f"so the observed effect{_effect_text(eff, f.arm, f.iteration)} is not interpretable as causal "
+                f"without adjustment.{nt}")
+    if f.equivalent is None:
+        return (f"{p}no drift detected between {f.arm} and {f.reference} on {len(f.tested)} NCOs (no "
+                f"equivalence test in this mode, so this is not evidence of no drift).{nt}")
+    if set(f.tested) <= set(f.equivalent):
+        return (f"{p}no drift beyond {s.margin} TVD on all {len(f.tested)} NCOs between {f.arm} and "
+                f"{f.reference} (equivalence shown). NCOs bound latent drift only from below; corrections still "
+                f"rest on their assumptions.{nt}")
+    n_eq = len(set(f.equivalent) & set(f.tested))
+    shown = "none of them" if n_eq == 0 else f"only {n_eq}"
+    pw = power(f)
+    pw_text = f" (with {f.n_min} units per arm the equivalence test has power {_fmt(pw)})" if pw is not None else ""
+    return (f"{p}no drift detected between {f.arm} and {f.reference} on {len(f.tested)} NCOs, but "
+            f"equivalence within {s.margin} TVD was shown for {shown}: absence of evidence is not evidence "
+            f"of absence{pw_text}.{nt}")
 
 
 def _by_mode_iteration(findings: list[DriftFinding]) -> dict[tuple[str, Any], list[DriftFinding]]:
@@ -192,11 +192,11 @@ def _bottom_line(findings: list[DriftFinding], s: AuditSettings, nco: StepOutcom
         arms = sorted({f.arm for f in drifting})
         modes = [m for m in ("sample", "dist") if any(f.mode == m for f in drifting)]
         where = " and in the ".join(MODE_LABELS[m] for m in modes)
-        text = (f"Bottom line: the arms are not comparable. Drift on the NCOs ({len(first.drifted)} of "
-                f"{len(first.tested)} between {first.arm} and {first.reference}) in the {where} means "
-                f"{'they hold' if len(arms) > 1 else f'{first.arm} and {first.reference} hold'} different implied "
-                f"populations: read the observed effect{_effect_text(eff, first.arm, first.iteration)} as confounded, not "
-                "as the intervention's causal effect, unless a correction's assumptions hold.")
+        who = f"{first.arm} and {first.reference}" if len(arms) == 1 else f"{', '.join(arms)} and {first.reference}"
+        text = (f"Bottom line: the arms are not comparable. Drift on {len(first.drifted)} of {len(first.tested)} NCOs "
+                f"in the {where} means {who} hold different implied populations: read the observed "
+                f"effect{_effect_text(eff, first.arm, first.iteration)} as confounded, not as the intervention's causal "
+                "effect, unless a correction's assumptions hold.")
         quiet = [m for m in ("sample", "dist") if m not in modes and any(f.mode == m for f in treated)]
         if quiet:
             text += (f" The {' and '.join(MODE_LABELS[m] for m in quiet)} show no drift at family-wise level "

@@ -149,3 +149,9 @@ def test_shipped_log_verdict_names_the_mode_of_every_drift_line() -> None:
     assert all(v.startswith(("In the sampled answers:", "In the option probabilities")) for v in drift_lines), drift_lines
     assert any("sampled answers" in v and "absence of evidence" in v for v in drift_lines)
     assert np.isfinite(a["nco_dist"].tidy()["estimate"]).all()
+
+
+def test_with_adjustment_iterations_the_bottom_line_is_about_the_last() -> None:
+    a = ds.audit(ds.simulate_study_log(n_per_arm=80, iterations=2, seed=3), n_perm=199, n_boot=0)
+    assert a.verdict.bottom_line.startswith("Bottom line (last adjustment iteration, 1): ")
+    assert all(v.startswith("Iteration ") for v in a.verdict.lines if "NCOs between" in v)

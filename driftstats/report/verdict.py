@@ -335,5 +335,14 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
         if o is not None and o.status == "skipped" and o.reason and o.reason.startswith("cannot conclude"):
             lines.append(f"{o.title[:1].upper() + o.title[1:]}: {o.reason}.")
     failed = tuple(f"Not computed: {o.title} ({o.reason})" for o in steps if o.status == "failed")
-    return Verdict(bottom_line=_bottom_line(findings, s, by.get("nco"), eff, power), lines=tuple(lines),
-                   not_computed=failed)
+    iterations = sorted({f.iteration for f in findings if f.iteration is not None})
+    if len(iterations) > 1:  # adjustment iterations: the conclusion is about the last persona spec
+        last = [f for f in findings if f.iteration == iterations[-1]]
+        earlier = sorted({f.iteration for f in findings if f.iteration != iterations[-1] and f.drifted and not f.placebo})
+        bottom = _bottom_line(last, s, by.get("nco"), eff, power).replace(
+            "Bottom line: ", f"Bottom line (last adjustment iteration, {iterations[-1]}): ", 1)
+        if earlier:
+            bottom += f" Earlier iterations with drift: {', '.join(map(str, earlier))}."
+    else:
+        bottom = _bottom_line(findings, s, by.get("nco"), eff, power)
+    return Verdict(bottom_line=bottom, lines=tuple(lines), not_computed=failed)

@@ -40,13 +40,25 @@ def ql(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def cast_expr(col: str, sql: SqlType) -> str:
+_FLOATS = ("DOUBLE", "FLOAT", "REAL")
+
+
+def cast_expr(col: str, sql: SqlType, source: str | None = None) -> str:
     """A cast that yields NULL where the value does not fit ``sql`` exactly.
 
     Integers must be whole numbers (DuckDB would round '2.5' to 3); booleans accept
-    true/false, t/f, 1/0, yes/no in any case.
+    true/false, t/f, 1/0, yes/no in any case. Floating-point values (``source`` is the
+    column's DuckDB type) become text the way a person writes them: whole numbers without
+    ``.0`` (``3.0`` -> ``'3'``, as pandas object columns are read) and NaN as NULL (a missing
+    answer, as pandas reads NaN).
     """
     c = qi(col)
+    if sql == "VARCHAR" and source in _FLOATS:
+        return (
+            f"(CASE WHEN isnan({c}) THEN NULL "
+            f"WHEN {c} = trunc({c}) AND abs({c}) < 9007199254740992 THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({c} AS VARCHAR) END)"
+        )
     if sql == "BIGINT":
         return (
             f"(CASE WHEN TRY_CAST({c} AS DOUBLE) = TRY_CAST(TRY_CAST({c} AS DOUBLE) AS BIGINT) "

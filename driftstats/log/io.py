@@ -50,6 +50,7 @@ __all__ = [
     "load_frame",
     "load_path",
     "sidecar",
+    "unreadable_while_reading",
     "write_tables",
 ]
 
@@ -133,7 +134,16 @@ def duckdb_reason(exc: BaseException) -> str:
 
 
 def _unreadable(name: str, path: Path, fmt: FileFormat, reason: str, fix: str) -> UnreadableLogError:
-    return UnreadableLogError(f"{name}: cannot read {str(path)!r} as a {_LABEL[fmt]} file: {reason}. Fix: {fix}")
+    return UnreadableLogError(
+        f"{name}: cannot read {str(path)!r} as a {_LABEL[fmt]} file: {reason.rstrip('.')}. Fix: {fix}")
+
+
+def unreadable_while_reading(path: Path, fmt: str, exc: BaseException) -> UnreadableLogError:
+    """A DuckDB error met while validating a file-backed log (the data blocks are read lazily)."""
+    label = _LABEL.get(fmt, fmt)
+    return UnreadableLogError(
+        f"answers: cannot read {str(path)!r} as a {label} file: {duckdb_reason(exc).rstrip('.')}. Fix: check that "
+        "the file is complete and not corrupt, or re-create it from its source.")
 
 
 _FIX_FORMAT = "check that the file is a {label} log (pass format=... if its suffix is wrong), or re-create it from its source."
@@ -369,44 +379,43 @@ def _load_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, source: str
     con.execute(f"CREATE OR REPLACE VIEW {qi('raw_' + name)} AS SELECT rowid AS __row, * FROM {raw_t}")
 
 
-def _json_path(key: str) -> str:
-    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _load_jsonl(con: duckdb.DuckDBPyConnection, name: str, path: Path, source: str) -> None:
-    raw_j = qi("rawj_" + name)
+    """Two passes: the distinct key lists of the lines (objects only), then every value as text.
+
+    Key order: that of the most common key list, then keys of rarer lists as they come.
+    """
+    groups = con.execute(
+        "SELECT json_type(json) AS t, json_keys(json) AS ks, count(*) AS n "
+        "FROM read_json_objects(?, format = 'newline_delimited') GROUP BY ALL ORDER BY n DESC, ks",
+        [source],
+    ).fetchall()
+    if any(t != "OBJECT" for t, _, _ in groups):
+        first = con.execute(
+            "SELECT j.i, j.t FROM (SELECT row_number() OVER () - 1 AS i, json_type(json) AS t "
+            "FROM read_json_objects(?, format = 'newline_delimited')) j WHERE j.t <> 'OBJECT' ORDER BY j.i LIMIT 1",
+            [source],
+        ).fetchall()[0]
+        raise _unreadable(name, path, "jsonl", f"record {first[0]} (0-based, blank lines skipped) is a JSON "
+                          f"{str(first[1]).lower()}, not an object", "write one JSON object per line.")
+    n = sum(int(g[2]) for g in groups)
+    keys = list(dict.fromkeys(k for _, ks, _ in groups for k in ks))
+    raw_t = qi("rawt_" + name)
+    if not keys:
+        if n == 0 and name != "answers":  # an empty side table (SimLog.write writes an empty file)
+            cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {qi(f.name)}" for f in SCHEMA_TABLES[name])
+            con.execute(f"CREATE OR REPLACE TABLE {raw_t} AS SELECT 0::BIGINT AS __row, {cols} LIMIT 0")
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {raw_t} AS SELECT range AS __row FROM range({int(n)})")
+        con.execute(f"CREATE OR REPLACE VIEW {qi('raw_' + name)} AS SELECT * FROM {raw_t}")
+        return
+    _check_file_names(name, path, "jsonl", keys, "keys")
+    columns = "{" + ", ".join(f"{ql(k)}: 'VARCHAR'" for k in keys) + "}"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {raw_j} AS SELECT json FROM read_json_objects(?, format = 'newline_delimited')",
+        f"CREATE OR REPLACE TABLE {raw_t} AS SELECT * FROM read_json(?, format = 'newline_delimited', "
+        f"columns = {columns}, auto_detect = false)",
         [source],
     )
-    bad = con.execute(
-        f"SELECT rowid, json_type(json) FROM {raw_j} WHERE json_type(json) <> 'OBJECT' ORDER BY rowid LIMIT 1"
-    ).fetchall()
-    if bad:
-        raise _unreadable(name, path, "jsonl", f"record {bad[0][0]} (0-based, blank lines skipped) is a JSON "
-                          f"{bad[0][1].lower()}, not an object", "write one JSON object per line.")
-    keys = [r[0] for r in con.execute(
-        f"""SELECT key FROM (SELECT rowid AS r, unnest(json_keys(json)) AS key,
-                                    unnest(range(len(json_keys(json)))) AS i FROM {raw_j})
-            GROUP BY key ORDER BY min(r), min(i)"""
-    ).fetchall()]
-    if not keys:
-        fields = SCHEMA_TABLES.get(name, ())
-        n = con.execute(f"SELECT count(*) FROM {raw_j}").fetchall()[0][0]
-        if n == 0 and name != "answers":  # an empty side table (written by SimLog.write as an empty file)
-            cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {qi(f.name)}" for f in fields)
-            con.execute(f"CREATE OR REPLACE TABLE {qi('rawt_' + name)} AS SELECT 0::BIGINT AS __row, {cols} LIMIT 0")
-            con.execute(f"CREATE OR REPLACE VIEW {qi('raw_' + name)} AS SELECT * FROM {qi('rawt_' + name)}")
-            con.execute(f"DROP TABLE {raw_j}")
-            return
-    _check_file_names(name, path, "jsonl", keys, "keys")
-    select = ", ".join(f"json ->> {ql(_json_path(k))} AS {qi(k)}" for k in keys)
-    con.execute(
-        f"CREATE OR REPLACE TABLE {qi('rawt_' + name)} AS SELECT rowid AS __row"
-        f"{', ' + select if select else ''} FROM {raw_j} ORDER BY rowid"
-    )
-    con.execute(f"DROP TABLE {raw_j}")
-    con.execute(f"CREATE OR REPLACE VIEW {qi('raw_' + name)} AS SELECT * FROM {qi('rawt_' + name)}")
+    con.execute(f"CREATE OR REPLACE VIEW {qi('raw_' + name)} AS SELECT rowid AS __row, * FROM {raw_t}")
 
 
 def _store_state(con: duckdb.DuckDBPyConnection, alias: str, tables: list[str]) -> StoreState | None:

@@ -20,7 +20,6 @@ from driftstats.errors import (
     InvalidArgumentError,
     LogValidationError,
     MissingColumnError,
-    UnreadableLogError,
 )
 from driftstats.log._sql import connect, qi
 from driftstats.log.build import Missing, build_tables
@@ -30,11 +29,11 @@ from driftstats.log.io import (
     FileFormat,
     Loaded,
     as_arrow,
-    duckdb_reason,
     format_from_path,
     load_frame,
     load_path,
     sidecar,
+    unreadable_while_reading,
     write_tables,
 )
 from driftstats.log.schema import ANSWERS, ARMS, ITEMS, PERSONAS, SqlType
@@ -508,10 +507,7 @@ def _read_log(
         except duckdb.Error as exc:
             if path is None:
                 raise
-            fmt_label = format or path.suffix.lstrip(".")
-            raise UnreadableLogError(
-                f"answers: cannot read {str(path)!r} as a {fmt_label} log: {duckdb_reason(exc)}. Fix: check that "
-                "the file is complete and of its format, or re-create it from its source.") from None
+            raise unreadable_while_reading(path, format or format_from_path(path), exc) from None
         except LogValidationError as exc:
             store = loaded.store
             if store is not None and store.incomplete:

@@ -41,6 +41,8 @@ def ql(value: str) -> str:
 
 
 _FLOATS = ("DOUBLE", "FLOAT", "REAL")
+_INTS = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT", "HUGEINT",
+         "UHUGEINT")
 
 
 def cast_expr(col: str, sql: SqlType, source: str | None = None) -> str:
@@ -60,10 +62,16 @@ def cast_expr(col: str, sql: SqlType, source: str | None = None) -> str:
             f"ELSE CAST({c} AS VARCHAR) END)"
         )
     if sql == "BIGINT":
-        return (
+        if source in _INTS:
+            return f"TRY_CAST({c} AS BIGINT)"  # exact (NULL only on overflow)
+        via_double = (
             f"(CASE WHEN TRY_CAST({c} AS DOUBLE) = TRY_CAST(TRY_CAST({c} AS DOUBLE) AS BIGINT) "
             f"THEN TRY_CAST(TRY_CAST({c} AS DOUBLE) AS BIGINT) END)"
         )
+        if source in (None, "VARCHAR"):  # integer text is cast exactly (a double holds 53 bits only)
+            return (f"(CASE WHEN regexp_full_match(CAST({c} AS VARCHAR), '\\s*[+-]?[0-9]+\\s*') "
+                    f"THEN TRY_CAST(trim(CAST({c} AS VARCHAR)) AS BIGINT) ELSE {via_double} END)")
+        return via_double
     if sql == "VARCHAR":
         return f"CAST({c} AS VARCHAR)"
     return f"TRY_CAST({c} AS {sql})"

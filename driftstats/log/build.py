@@ -120,13 +120,13 @@ def _typed(
     checks = [f for f in present if f.sql != "VARCHAR" and described[f.name] not in safe.get(f.sql, set())]
     if checks:
         exprs = ", ".join(
-            f"count(*) FILTER (WHERE {qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql)} IS NULL)"
+            f"count(*) FILTER (WHERE {qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql, described[f.name])} IS NULL)"
             for f in checks
         )
         counts = con.execute(f"SELECT {exprs} FROM {qi(raw)}").fetchall()[0]
         for f, n in zip(checks, counts, strict=True):
             if n:
-                where = f"{qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql)} IS NULL"
+                where = f"{qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql, described[f.name])} IS NULL"
                 _, rows = _offending(con, raw, where)
                 examples = [r[0] for r in con.execute(
                     f"SELECT DISTINCT CAST({qi(f.name)} AS VARCHAR) FROM {qi(raw)} WHERE {where} LIMIT 3"

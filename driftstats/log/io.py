@@ -171,7 +171,7 @@ def _check_file(name: str, path: Path, fmt: FileFormat) -> None:
     except OSError as exc:
         raise _unreadable(name, path, fmt, f"the operating system refused to read it ({exc.strerror or exc})",
                           "check the file and its storage.") from None
-    if size == 0:
+    if size == 0 and not (fmt == "jsonl" and name != "answers"):  # an empty JSONL side table is an empty file
         raise _unreadable(name, path, fmt, "the file is empty (0 bytes)",
                           "point to the complete log, or re-create it (e.g. SimLog.write).")
     if fmt == "parquet" and (head != b"PAR1" or tail != b"PAR1"):

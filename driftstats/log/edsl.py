@@ -25,7 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from driftstats.errors import InvalidArgumentError, InvalidValueError, MissingColumnError, UnreadableLogError
+from driftstats.errors import (
+    InvalidArgumentError,
+    InvalidValueError,
+    MissingColumnError,
+    UnreadableLogError,
+)
 from driftstats.log.pyrepr import parse_list
 
 __all__ = ["EDSL_SCALES", "from_edsl", "read_edsl_frame"]

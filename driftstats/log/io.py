@@ -37,12 +37,13 @@ import pyarrow as pa
 from driftstats._version import __version__
 from driftstats.errors import IncompleteLogError, InvalidArgumentError, UnreadableLogError
 from driftstats.log._sql import qi, ql
-from driftstats.log.schema import SCHEMA_VERSION, TABLES as SCHEMA_TABLES
+from driftstats.log.schema import SCHEMA_VERSION
+from driftstats.log.schema import TABLES as SCHEMA_TABLES
 
 __all__ = [
     "FileFormat",
-    "LogNotFoundError",
     "Loaded",
+    "LogNotFoundError",
     "StoreState",
     "as_arrow",
     "duckdb_reason",

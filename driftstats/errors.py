@@ -22,6 +22,7 @@ __all__ = [
     "InvalidAnswersWarning",
     "InvalidArgumentError",
     "InvalidValueError",
+    "LogNotFoundError",
     "LogValidationError",
     "MissingColumnError",
     "MonteCarloErrorWarning",
@@ -86,6 +87,10 @@ class EmptyLogError(LogValidationError):
 
 class UnreadableLogError(LogValidationError):
     """The file cannot be read as a log of its format (not a DuckDB / Parquet / CSV / JSONL file, empty, corrupt)."""
+
+
+class LogNotFoundError(UnreadableLogError, FileNotFoundError):
+    """The log file (or a side table file) does not exist; also a :class:`FileNotFoundError`."""
 
 
 class IncompleteLogError(LogValidationError):

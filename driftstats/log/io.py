@@ -35,7 +35,12 @@ import pandas as pd
 import pyarrow as pa
 
 from driftstats._version import __version__
-from driftstats.errors import IncompleteLogError, InvalidArgumentError, UnreadableLogError
+from driftstats.errors import (
+    IncompleteLogError,
+    InvalidArgumentError,
+    LogNotFoundError,
+    UnreadableLogError,
+)
 from driftstats.log._sql import qi, ql
 from driftstats.log.schema import SCHEMA_VERSION
 from driftstats.log.schema import TABLES as SCHEMA_TABLES
@@ -74,10 +79,6 @@ _GLOB = re.compile(r"[*?\[]")
 
 #: CSV dialect of every file driftstats writes and reads (RFC 4180 with a header line).
 CSV_OPTIONS = "FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"'"
-
-
-class LogNotFoundError(UnreadableLogError, FileNotFoundError):
-    """The log file (or a side table file) does not exist; also a :class:`FileNotFoundError`."""
 
 
 @dataclass

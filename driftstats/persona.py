@@ -24,7 +24,7 @@ from driftstats._args import (
     check_conf_level,
     check_positive_int,
 )
-from driftstats._groups import iter_groups
+from driftstats._groups import plain
 from driftstats._kernels.proportions import EXACT_BELOW, paired_2x2, score_2indep
 from driftstats._kernels.wald import wald
 from driftstats._provenance import provenance
@@ -107,13 +107,24 @@ class FidelityResult(Result):
 
 
 # ----------------------------------------------------------------------------------- the tests
-def _persona_scores(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per arm x persona: the mean of its units' scores, its units and its answers."""
-    key = frame["persona_id"].astype(object).where(frame["persona_id"].notna(), "\x00unit:" + frame["unit_id"])
-    return (frame.assign(persona=key)
-            .groupby(["arm", "persona"], sort=True)
-            .agg(score=("score", "mean"), units=("unit_id", "nunique"), answers=("n_answers", "sum"))
-            .reset_index())
+def _persona_table(scores: pd.DataFrame, group_cols: Sequence[str]) -> pd.DataFrame:
+    """Per group x term x arm x persona: the mean of its units' scores, its units and its answers.
+
+    ``scores`` has one row per unit x attribute; the ``overall`` term is the unit's mean over
+    attributes. A unit without ``persona_id`` is its own persona. Personas are integer codes.
+    """
+    overall = (scores.groupby([*group_cols, "arm", "unit_id", "persona_id"], dropna=False, sort=False)
+               .agg(score=("score", "mean"), n_answers=("n_answers", "sum")).reset_index()
+               .assign(attribute="overall"))
+    both = pd.concat([scores[[*group_cols, "arm", "unit_id", "persona_id", "attribute", "score", "n_answers"]],
+                      overall], ignore_index=True)
+    pid = both["persona_id"].astype(object)
+    key = pid.where(pid.notna(), "\x00unit:" + both["unit_id"].astype(object))
+    both["persona"] = pd.factorize(key)[0]
+    both["arm"] = both["arm"].astype(object)
+    both["attribute"] = both["attribute"].astype(object)
+    return (both.groupby([*group_cols, "attribute", "arm", "persona"], dropna=False, sort=True)
+            .agg(score=("score", "mean"), units=("score", "size"), answers=("n_answers", "sum")).reset_index())
 
 
 def _t_row(d1: np.ndarray, d0: np.ndarray | None, conf_level: float) -> dict[str, Any]:
@@ -132,18 +143,18 @@ def _t_row(d1: np.ndarray, d0: np.ndarray | None, conf_level: float) -> dict[str
     return row
 
 
-def _compare(s1: pd.DataFrame, s0: pd.DataFrame, *, paired: bool, binary: bool, conf_level: float,
-             min_units: int) -> dict[str, Any]:
-    """One row: the test that fits the design (see :class:`FidelityResult`)."""
+def _compare(s1: tuple[np.ndarray, np.ndarray], s0: tuple[np.ndarray, np.ndarray], *, paired: bool, binary: bool,
+             conf_level: float, min_units: int) -> dict[str, Any]:
+    """One row: the test that fits the design (see :class:`FidelityResult`); ``s1``/``s0`` are
+    (persona codes, persona scores) of ``arm`` / ``reference``."""
     kind = "paired" if paired else "independent"
     measure = MEASURES[(kind, binary)]
+    (p1, x1), (p0, x0) = s1, s0
+    x1, x0 = np.asarray(x1, float), np.asarray(x0, float)
     if paired:
-        m = s1.merge(s0, on="persona", suffixes=("_1", "_0"))
-        x1, x0 = m["score_1"].to_numpy(float), m["score_0"].to_numpy(float)
-        n1 = n0 = len(m)
-    else:
-        x1, x0 = s1["score"].to_numpy(float), s0["score"].to_numpy(float)
-        n1, n0 = x1.size, x0.size
+        _, i1, i0 = np.intersect1d(p1, p0, assume_unique=True, return_indices=True)
+        x1, x0 = x1[i1], x0[i0]
+    n1, n0 = x1.size, x0.size
     share_1 = float(x1.mean()) if n1 else math.nan
     share_0 = float(x0.mean()) if n0 else math.nan
     row: dict[str, Any] = {"measure": measure, "n_1": n1, "n_0": n0, "share_1": share_1, "share_0": share_0,
@@ -311,11 +322,12 @@ def fidelity(
             "no fidelity answers could be matched to specified persona values (personas table, "
             "specified = true, same attribute as items.attribute, a value among the item's options)."
         )
-    # unit x attribute scores (several items may re-ask one attribute)
-    scores = (rows_in.groupby([*(f"g_{b}" for b in by_cols), "arm", "unit_id", "persona_id", "attribute"],
-                              dropna=False, sort=True)
+    # unit x attribute scores (several items may re-ask one attribute), then persona means per arm
+    group_cols = [f"g_{b}" for b in by_cols]
+    scores = (rows_in.groupby([*group_cols, "arm", "unit_id", "persona_id", "attribute"], dropna=False, sort=False)
               .agg(hits=("hits", "sum"), weight=("weight", "sum"), n_answers=("n_answers", "sum")).reset_index())
     scores["score"] = scores["hits"] / scores["weight"]
+    per = _persona_table(scores, group_cols)
     arm_pairs = resolve_pairs(sl, "arm", reference, pairs)
     design = {p: paired_design(sl, list(p)) for p in arm_pairs}
     if paired is True and not any(design.values()):
@@ -323,28 +335,34 @@ def fidelity(
             "paired=True, but no persona_id has units in both compared arms. Fix: paired=None (the default "
             "detects matched personas) or paired=False.")
     use_pair = {p: design[p] if paired is None else (paired and design[p]) for p in arm_pairs}
-    attr_order = list(dict.fromkeys(i.attribute for i in infos))
+    terms = [*dict.fromkeys(i.attribute for i in infos), "overall"]
     rows: list[dict[str, Any]] = []
-    dropped_unpaired: dict[tuple[str, str], set[str]] = {}
-    several = 0
-    for group, g in iter_groups(scores, by_cols, columns=[f"g_{b}" for b in by_cols]):
-        overall = g.groupby(["arm", "unit_id", "persona_id"], dropna=False, as_index=False).agg(
-            score=("score", "mean"), n_answers=("n_answers", "sum"))
+    dropped_unpaired: dict[tuple[str, str], set[int]] = {}
+    several = int(per.loc[per["attribute"] == "overall", "units"].gt(1).sum())
+    index = per.groupby([*group_cols, "attribute"], dropna=False, sort=True).indices
+    arm_v = per["arm"].to_numpy(dtype=object)
+    cols = {c: per[c].to_numpy() for c in ("persona", "score", "units", "answers")}
+    groups = list(dict.fromkeys(k[:-1] if isinstance(k, tuple) else () for k in index))
+    for gkey in groups:
+        group = {b: plain(v) for b, v in zip(by_cols, gkey, strict=True)}
         for arm1, arm0 in arm_pairs:
-            for term, frame in [*((a, g[g["attribute"] == a]) for a in attr_order), ("overall", overall)]:
-                frame = frame[frame["arm"].isin([arm1, arm0])]
-                if frame.empty:
+            for term in terms:
+                idx = index.get((*gkey, term) if group_cols else term)
+                if idx is None:
                     continue
-                per = _persona_scores(frame)
-                s1, s0 = per[per["arm"] == arm1], per[per["arm"] == arm0]
-                several = max(several, int((per["units"] > 1).sum()))
+                arms_here = arm_v[idx]
+                i1, i0 = idx[arms_here == arm1], idx[arms_here == arm0]
+                if not i1.size and not i0.size:
+                    continue
                 is_paired = use_pair[(arm1, arm0)]
                 if is_paired:
-                    lone = set(s1["persona"]) ^ set(s0["persona"])
+                    lone = set(cols["persona"][i1]) ^ set(cols["persona"][i0])
                     dropped_unpaired.setdefault((arm1, arm0), set()).update(lone)
-                binary = (mode == "sample" and term != "overall" and bool((per["units"] == 1).all())
-                          and bool((per["answers"] == 1).all()))
-                row = _compare(s1, s0, paired=is_paired, binary=binary, conf_level=conf_level, min_units=min_units)
+                both = np.r_[i1, i0]
+                binary = (mode == "sample" and term != "overall" and bool((cols["units"][both] == 1).all())
+                          and bool((cols["answers"][both] == 1).all()))
+                row = _compare((cols["persona"][i1], cols["score"][i1]), (cols["persona"][i0], cols["score"][i0]),
+                               paired=is_paired, binary=binary, conf_level=conf_level, min_units=min_units)
                 rows.append({**group, "term": term, "arm": arm1, "reference": arm0, **row})
     strata = PAIRING_COLUMN if any(use_pair.values()) else None
     for (a1, a0), p in use_pair.items():

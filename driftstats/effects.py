@@ -30,6 +30,7 @@ from driftstats._args import (
     DEFAULT_N_PERM,
     DEFAULT_SEED,
     SeedLike,
+    as_columns,
     check_by,
     check_choice,
     check_conf_level,
@@ -238,7 +239,8 @@ def effect(
         the second option (two-option nominal items). In a unit-level DataFrame: a numeric
         column, or an ordered Categorical (its category codes).
     by
-        Grouping columns (default ``iteration``); an unknown column is an error.
+        Grouping columns (default ``iteration``; a unit-level DataFrame without that column is
+        one group); an unknown column is an error.
     cluster
         ``"auto"`` (default): standard errors clustered by ``persona_id`` when the design is
         paired (a persona has units in both arms; the project rule, :func:`paired_design`) or
@@ -309,6 +311,8 @@ def effect(
     if not unordered:
         ud.require([outcome], "outcome")
     diagnostics += ud.diagnostics
+    if ud.log is None and as_columns("by", by) == ("iteration",) and "iteration" not in ud.frame.columns:
+        by = ()  # the default: a unit-level frame without the design's iteration column is one group
     by_cols = list(check_by(by, ud.frame.columns))
     ref = ud.reference(reference)
     all_arms = ud.arms()

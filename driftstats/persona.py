@@ -338,7 +338,7 @@ def fidelity(
     terms = [*dict.fromkeys(i.attribute for i in infos), "overall"]
     rows: list[dict[str, Any]] = []
     dropped_unpaired: dict[tuple[str, str], set[int]] = {}
-    several = int(per.loc[per["attribute"] == "overall", "units"].gt(1).sum())
+    several = int(per.loc[(per["attribute"] == "overall") & (per["units"] > 1), "persona"].nunique())
     index = per.groupby([*group_cols, "attribute"], dropna=False, sort=True).indices
     arm_v = per["arm"].to_numpy(dtype=object)
     cols = {c: per[c].to_numpy() for c in ("persona", "score", "units", "answers")}

@@ -576,7 +576,10 @@ def effect_model(
     frame = _categorical_predictors(frame, ud, names, lhs, diagnostics)
     groups, vcov = _groups_for_cluster(frame, cluster)
     if groups is not None:
-        diagnostics.append("standard errors clustered by persona_id (a persona has several units)")
+        diagnostics.append(
+            "paired design detected (persona_id shared across arms): standard errors clustered by persona; pass "
+            "cluster='unit' for an unpaired analysis" if "arm" in frame and _frame_paired(frame, "arm", frame["arm"].unique())
+            else "standard errors clustered by persona_id (a persona has several units)")
     if family == "ordinal":
         from patsy import dmatrix
         from statsmodels.miscmodels.ordinal_model import OrderedModel

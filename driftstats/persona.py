@@ -283,7 +283,7 @@ def fidelity(
     >>> log = ds.simulate_fidelity_log(n_per_arm=80, fidelity=(0.9, 0.7), seed=3)
     >>> res = ds.fidelity(log)
     >>> res.tidy()[["term", "measure"]].values.tolist()
-    [['age', 'McNemar'], ['party', 'McNemar'], ['overall', 'paired t']]
+    [['age', 'McNemar'], ['party', 'McNemar exact'], ['overall', 'paired t']]
     """
     conf_level = check_conf_level(conf_level)
     check_choice("mode", mode, Literal["sample", "dist"])

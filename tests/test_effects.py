@@ -13,7 +13,7 @@ import statsmodels.formula.api as smf
 
 import driftstats as ds
 from driftstats._units import unit_data
-from driftstats.effects import mean_contrast
+from driftstats.effects import contrast_df, mean_contrast
 from driftstats.errors import InsufficientDataError, InvalidAnswersWarning, InvalidArgumentError
 
 LIKERT = ["Strongly disagree", "Disagree", "Neutral", "Agree", "Strongly agree"]
@@ -184,10 +184,11 @@ def test_paired_design_clusters_by_persona_and_matches_statsmodels() -> None:
     row = res.tidy().iloc[0]
     units = log.sql("SELECT unit_id, arm, persona_id, response_code AS y FROM answers")
     x = sm.add_constant((units["arm"] == "treatment").astype(float))
-    ref = sm.OLS(units["y"].astype(float), x).fit(cov_type="cluster",
+    ref = sm.OLS(units["y"].astype(float), x).fit(cov_type="cluster", use_t=True,
                                                   cov_kwds={"groups": pd.factorize(units["persona_id"])[0]})
     assert row["estimate"] == pytest.approx(ref.params.iloc[1], rel=TOL)
     assert row["std_error"] == pytest.approx(ref.bse.iloc[1], rel=TOL)
+    assert row["df"] == 149  # clusters - 1: the t reference of statsmodels' use_t=True
     assert row["p_value"] == pytest.approx(ref.pvalues.iloc[1], rel=1e-8)
     ci = ref.conf_int().iloc[1]
     assert (row["conf_low"], row["conf_high"]) == pytest.approx((ci[0], ci[1]), rel=1e-8)
@@ -251,3 +252,18 @@ def test_mean_diff_coverage_with_paired_personas() -> None:
     assert abs(cover - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / reps)
     hc1 = ds.effect(frame, outcome="y", by="iteration", cluster="unit").tidy()
     assert (hc1["std_error"] > t["std_error"]).mean() > 0.9
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_mean_diff_size_at_small_arms(n) -> None:
+    """The t reference (units - 2 df) keeps the HC1 test near its level at the minimum arm size."""
+    rng = np.random.default_rng(n)
+    t = np.r_[np.ones(n), np.zeros(n)]
+    reps, rejected, tested = 2000, 0, 0
+    for _ in range(reps):
+        y = rng.integers(0, 5, 2 * n).astype(float)
+        p = mean_contrast(y, t, None, 0.95, df=contrast_df(t, None))["p_value"]
+        if np.isfinite(p):
+            tested += 1
+            rejected += p < 0.05
+    assert rejected / tested <= 0.05 + 4 * math.sqrt(0.05 * 0.95 / tested)

@@ -26,6 +26,7 @@ __all__ = [
     "LogValidationError",
     "MissingColumnError",
     "MonteCarloErrorWarning",
+    "PersonaValueWarning",
     "SingleOptionItemError",
     "UnknownOptionError",
     "UnreadableLogError",
@@ -112,6 +113,10 @@ class MonteCarloErrorWarning(DriftstatsWarning):
 
 class ConvergenceWarning(DriftstatsWarning):
     """An optimiser did not report convergence."""
+
+
+class PersonaValueWarning(DriftstatsWarning):
+    """Specified persona values that are not options of their fidelity item were left out (counts in the message)."""
 
 
 class WeakProxyWarning(DriftstatsWarning):

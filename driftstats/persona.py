@@ -30,10 +30,10 @@ from driftstats._kernels.wald import wald
 from driftstats._provenance import provenance
 from driftstats._result import Result
 from driftstats.errors import (
-    DriftstatsWarning,
     InsufficientDataError,
     InvalidAnswersWarning,
     InvalidArgumentError,
+    PersonaValueWarning,
 )
 from driftstats.log.query.design import PAIRING_COLUMN, count_answers, paired_design
 from driftstats.log.query.fidelity import fidelity_answers
@@ -254,7 +254,7 @@ def fidelity(
     -----
     InvalidAnswersWarning
         Invalid answers of the fidelity items were left out (count in the message).
-    DriftstatsWarning
+    PersonaValueWarning
         Units whose specified value is not an option of the item (or that have no specified
         value) were left out (counts in the message and the diagnostics).
 
@@ -314,7 +314,7 @@ def fidelity(
     fa = fidelity_answers(sl, names, by_cols, mode)
     unmatched = _unmatched_message(fa)
     if unmatched:
-        warnings.warn("; ".join(unmatched), DriftstatsWarning, stacklevel=2)
+        warnings.warn("; ".join(unmatched), PersonaValueWarning, stacklevel=2)
         diagnostics += unmatched
     rows_in = fa.rows
     if rows_in.empty:

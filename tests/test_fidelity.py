@@ -13,7 +13,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 import driftstats as ds
 from driftstats._kernels.proportions import paired_2x2, score_2indep
-from driftstats.errors import DriftstatsWarning, InvalidAnswersWarning, InvalidArgumentError
+from driftstats.errors import InvalidAnswersWarning, InvalidArgumentError, PersonaValueWarning
 
 REF = Path(__file__).parent / "reference" / "fidelity"
 PARTY = ["Democrat", "Independent", "Republican"]
@@ -242,7 +242,7 @@ def test_persona_value_not_an_option_is_left_out_and_reported() -> None:
                             "response": PARTY[p % 3]})
     log = ds.read_log(pd.DataFrame(answers), items=_items().iloc[:1], personas=pd.DataFrame(personas),
                       arms=pd.DataFrame({"arm": ["control", "treatment"], "kind": ["control", "treatment"]}))
-    with pytest.warns(DriftstatsWarning, match=r"6 unit\(s\) have a specified 'party' that is not an option"):
+    with pytest.warns(PersonaValueWarning, match=r"6 unit\(s\) have a specified 'party' that is not an option"):
         res = ds.fidelity(log)
     row = res.tidy().set_index("term").loc["party"]
     assert row["share_0"] == 1.0

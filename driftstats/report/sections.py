@@ -89,8 +89,8 @@ def fidelity_section(a: Any) -> Section:
     if fid is None:
         blocks.append(Block("skipped", a.skipped.get("fidelity", "no fidelity results")))
     else:
-        blocks.append(table(fid.tidy(), ["term", *fid.by, "arm", "reference", "share_1", "share_0", "estimate",
-                                         "conf_low", "conf_high", "p_value"],
+        blocks.append(table(fid.tidy(), ["term", *fid.by, "arm", "reference", "measure", "share_1", "share_0", "estimate",
+                                         "conf_low", "conf_high", "p_value", "note"],
                             rename={"share_1": "share (arm)", "share_0": "share (reference)", "estimate": "difference"}))
         blocks.append(figure(fid.plot(), "fidelity by attribute and arm"))
     return Section("fidelity", "Persona fidelity", blocks)
@@ -108,7 +108,7 @@ def effects_section(a: Any) -> Section:
     et = eff.tidy()
     blocks.append(Block("heading", "Observed contrast (naive)"))
     blocks.append(table(et, ["term", *eff.by, "arm", "reference", "measure", "share_1", "share_0", "estimate", "conf_low",
-                             "conf_high", "p_value"], rename={"share_1": "mean (arm)", "share_0": "mean (reference)"}))
+                             "conf_high", "p_value", "note"], rename={"share_1": "mean (arm)", "share_0": "mean (reference)"}))
     blocks.append(Block("assumptions", list(eff.assumptions)))
     rows = [{"label": f"naive: {r.arm}", "estimate": r.estimate, "conf_low": r.conf_low, "conf_high": r.conf_high}
             for r in et[et["measure"] == "mean_diff"].itertuples()]

@@ -396,19 +396,21 @@ def did_nco(
                     did_cov = np.where(np.isfinite(corr), corr, 0.0) * np.outer(sd, sd)
                 bias_se = np.asarray(ses_bias)
                 did_se = np.asarray(ses_did)
-            elif n_boot:
-                naive_b, bias_b = _bootstrap(rng, n_boot, y, nm, t, groups, scale)
+            elif n_boot and np.isfinite(bias_est).any():
+                defined = np.isfinite(bias_est)  # NCOs whose estimate is undefined on the data are not resampled
+                naive_b, bias_b = _bootstrap(rng, n_boot, y, nm[:, defined], t, groups, scale)
                 did_b = naive_b[:, None] - bias_b
                 ok = np.isfinite(did_b).all(axis=1)
                 dropped_boot += int((~ok).sum())
                 boot_total += n_boot
                 kept = did_b[ok]
+                bias_se = np.full(len(ncos), math.nan)
+                did_se = np.full(len(ncos), math.nan)
                 if kept.shape[0] >= 2:
-                    bias_se = bias_b[ok].std(axis=0, ddof=1)
-                    did_se = kept.std(axis=0, ddof=1)
-                    did_cov = np.cov(kept, rowvar=False).reshape(len(ncos), len(ncos))
-                else:
-                    bias_se = did_se = np.full(len(ncos), math.nan)
+                    bias_se[defined] = bias_b[ok].std(axis=0, ddof=1)
+                    did_se[defined] = kept.std(axis=0, ddof=1)
+                    if defined.all():
+                        did_cov = np.cov(kept, rowvar=False).reshape(len(ncos), len(ncos))
             else:
                 bias_se = did_se = np.full(len(ncos), math.nan)
             no_boot = "no interval: n_boot = 0 (this scale's standard errors come from the bootstrap)"

@@ -908,7 +908,9 @@ class CalibrationResult(Result):
     """The effect of each non-placebo arm, uncalibrated and calibrated against the placebo arms.
 
     ``calibrated`` says whether the calibrated rows carry numbers; when not, ``not_calibrated``
-    says why (the same sentence is the calibrated rows' ``note``).
+    says why (the same sentence is the calibrated rows' ``note``). ``null`` is the fitted null; below
+    ``min_controls`` (with at least 2 controls) it is an asymptotic fit kept for display only (it
+    calibrates nothing, and ``glance()`` leaves ``null_mean``, ``null_sd`` and ``converged`` NA).
     """
 
     TITLE: ClassVar[str] = "Empirical calibration against placebo arms"
@@ -979,9 +981,13 @@ def _calibrate(
     fitted: Null | None = None
     reason: str | None = None
     err: _Errors | None = None
+    shown: Null | None = None  # a null fitted for display only (below min_controls), never used
     if n_ctrl < min_controls:
         reason = (f"only {n_ctrl} usable placebo contrast(s); calibration needs at least min_controls="
                   f"{min_controls} (the empirical null is not estimable from fewer)")
+        if n_ctrl >= 2:
+            fit = _fit_ml(_Errors(est[ctrl], se=np.sqrt(var[ctrl])))
+            shown = NullDistribution(fit.mean, fit.sd, n_ctrl, n_dropped, fit.log_lik, fit.converged, fit.at_boundary)
     else:
         sub = cov[np.ix_(ctrl, ctrl)]
         lam = np.linalg.eigvalsh((sub + sub.T) / 2)
@@ -1046,7 +1052,8 @@ def _calibrate(
     controls = contrasts.iloc[ctrl][[*by, "arm", "reference", "estimate", "std_error"]].reset_index(drop=True)
     return CalibrationResult.build(rows, info, by=by, diagnostics=diagnostics,
                                    provenance=provenance(call, data, seed=seed if ran_mcmc else None),
-                                   controls=controls, null=fitted, not_calibrated=reason)
+                                   controls=controls, null=fitted if fitted is not None else shown,
+                                   not_calibrated=reason)
 
 
 def _check_null_args(null: str, min_controls: int, few_controls: int, n_iter: int) -> None:

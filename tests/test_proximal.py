@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 import driftstats as ds
-from driftstats.correct.proximal import _codes, _means_batch
 from driftstats.errors import InsufficientDataError, InvalidArgumentError, MonteCarloErrorWarning
 
 
@@ -34,6 +33,8 @@ def test_vectorised_formula_equals_the_formula_written_out() -> None:
     assert got[("1", "mean_do")] == pytest.approx(m1, rel=1e-10)
     assert got[("0", "mean_do")] == pytest.approx(m0, rel=1e-10)
     # a resample given as multiplicities equals the formula on the expanded rows
+    from driftstats.correct.proximal import _codes, _means_batch
+
     rng = np.random.default_rng(2)
     counts = rng.multinomial(len(u), np.full(len(u), 1 / len(u)), size=3)
     wl, zl = np.unique(u["n"]), np.unique(u["z"])

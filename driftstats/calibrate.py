@@ -1279,6 +1279,12 @@ def calibrate_effect(
         diagnostics.append(f"{n_before - len(frame)} unit(s) without a valid {outcome!r} left out")
     if frame.empty:
         raise InsufficientDataError(f"no unit has a valid answer to {outcome!r}.")
+    if not pd.api.types.is_numeric_dtype(frame[outcome]):
+        raise InvalidArgumentError(f"outcome {outcome!r} is not numeric; calibration contrasts mean outcomes.")
+    yv = frame[outcome].to_numpy(float)
+    if not np.isfinite(yv).all() or np.abs(yv).max() > 1e150:
+        raise InvalidArgumentError(f"outcome {outcome!r} holds infinite values or values beyond 1e150 in magnitude, "
+                                   "which overflow the contrasts' variances; rescale it.")
     arm_col = ud.arm
     frame = frame.assign(__arm=frame[arm_col].astype(str))
     ref_s = str(ref)

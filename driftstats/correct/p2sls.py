@@ -57,7 +57,7 @@ class P2slsResult(Result):
 
     TITLE: ClassVar[str] = "Proximal 2SLS"
     DISPLAY: ClassVar[tuple[str, ...]] = ("estimate", "std_error", "naive_std_error", "conf_low", "conf_high", "p_value")
-    TIDY_EXTRAS: ClassVar[tuple[str, ...]] = ("df", "naive_std_error")
+    TIDY_EXTRAS: ClassVar[tuple[str, ...]] = ("df", "naive_std_error", "note")
     GLANCE_EXTRAS: ClassVar[tuple[str, ...]] = ("first_stage_f", "vcov", "sw_f", "cragg_donald_f", "kp_f")
     ASSUMPTIONS: ClassVar[tuple[str, ...]] = P2SLS_ASSUMPTIONS
 
@@ -396,8 +396,11 @@ def p2sls(
     order = [1, *range(2, len(labels)), 0]  # treatment first, intercept last
     for i in order:
         est, se = float(out["params"][i]), math.sqrt(max(float(cov[i, i]), 0.0))
-        rows.append({"term": labels[i], **wald(est, se, conf_level, df=df), "df": df,
-                     "naive_std_error": math.sqrt(max(float(naive[i, i]), 0.0))})
+        row = wald(est, se, conf_level, df=df)
+        note = None if math.isfinite(row["p_value"]) else (
+            "not testable: zero residual variance (the outcome is fitted exactly)")
+        rows.append({"term": labels[i], **row, "df": df, "naive_std_error": math.sqrt(max(float(naive[i, i]), 0.0)),
+                     "note": note})
     fs, sw = out["first_stage_f"], out["sw_f"]
     first = pd.DataFrame({"proxy": w_list, "partial_f": fs, "df_num": int(out["df_first"][0]),
                           "df_den": int(out["df_first"][1]), "partial_r2": out["partial_r2"], "shea_r2": out["shea_r2"],

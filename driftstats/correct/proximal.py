@@ -233,6 +233,9 @@ def proximal_discrete(
     for c in (outcome, *([weight] if weight else [])):
         if not pd.api.types.is_numeric_dtype(frame[c]) or not np.isfinite(frame[c].to_numpy(float)).all():
             raise InvalidArgumentError(f"column {c!r} must be numeric and finite.")
+        if np.abs(frame[c].to_numpy(float)).max() > 1e150:
+            raise InvalidArgumentError(f"column {c!r} holds values beyond 1e150 in magnitude, which overflow the "
+                                       "bootstrap; rescale it.")
     w_levels = np.unique(frame[nco])
     z_levels = np.unique(frame[nce])
     if w_levels.size != z_levels.size:
@@ -286,19 +289,23 @@ def proximal_discrete(
         note = (f"no interval: {n_singular} of {n_boot} bootstrap resamples had a singular M_t (more than "
                 f"max_singular = {max_singular:g} of them); the surviving resamples are not representative")
     rows = []
+
+    def interval(draws: np.ndarray) -> dict[str, Any]:
+        if note is not None:
+            return {"note": note}
+        with np.errstate(all="ignore"):
+            sd = float(draws.std(ddof=1))
+        out: dict[str, Any] = {"std_error": sd, "conf_low": float(np.quantile(draws, lo)),
+                               "conf_high": float(np.quantile(draws, hi)), "note": None}
+        if not sd > 0:
+            out["note"] = "no spread: every bootstrap resample gives the same estimate"
+        return out
+
     for name, est, col in ((arm1, m1, 0), (arm0, m0, 1)):
-        r: dict[str, Any] = {"term": outcome, "arm": name, "measure": "mean_do", "estimate": est, "note": note}
-        if note is None:
-            r.update(std_error=float(boots[:, col].std(ddof=1)), conf_low=float(np.quantile(boots[:, col], lo)),
-                     conf_high=float(np.quantile(boots[:, col], hi)))
-        rows.append(r)
-    ate: dict[str, Any] = {"term": outcome, "arm": arm1, "reference": arm0, "measure": "ate", "estimate": m1 - m0,
-                           "note": note}
-    if note is None:
-        d = boots[:, 0] - boots[:, 1]
-        ate.update(std_error=float(d.std(ddof=1)), conf_low=float(np.quantile(d, lo)),
-                   conf_high=float(np.quantile(d, hi)))
-    rows.append(ate)
+        rows.append({"term": outcome, "arm": name, "measure": "mean_do", "estimate": est,
+                     **interval(boots[:, col] if note is None else boots[:0, 0])})
+    rows.append({"term": outcome, "arm": arm1, "reference": arm0, "measure": "ate", "estimate": m1 - m0,
+                 **interval(boots[:, 0] - boots[:, 1] if note is None else boots[:0, 0])})
     if n_singular:
         msg = (f"{n_singular} of {n_boot} bootstrap resample(s) had a singular M_t (or an empty Z level) and were "
                "dropped" + ("; no interval is reported" if too_many else

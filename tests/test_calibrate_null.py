@@ -58,9 +58,10 @@ def _ours(null, pos) -> dict[str, tuple[float, float]]:
 @pytest.mark.reference
 def test_sccs_mcmc_null_matches_the_exact_posterior(sccs) -> None:
     """The sampler's posterior quantiles against the posterior computed by quadrature, within 4 MCSE."""
-    neg, pos, null = sccs
+    _neg, pos, null = sccs
     exact = golden("sccs_mcmc_exact.csv")
-    assert null.converged and 0.2 < null.acceptance < 0.5
+    assert null.converged
+    assert 0.2 < null.acceptance < 0.5
     assert null.n_used == 45
     for name, (value, mcse) in _ours(null, pos).items():
         assert abs(value - exact[name]) <= 4 * mcse, (name, value, exact[name], mcse)
@@ -72,7 +73,7 @@ def test_sccs_mcmc_null_matches_the_exact_posterior(sccs) -> None:
 def test_sccs_r_mcmc_output_is_within_monte_carlo_error(sccs) -> None:
     """EmpiricalCalibration's printed MCMC numbers (methods 4.4) against the exact posterior: R ran one chain of
     the same length, so its Monte Carlo SE is taken as 1.5 x ours (one chain mixes no better than ten)."""
-    neg, pos, null = sccs
+    _neg, pos, null = sccs
     exact, r_out = golden("sccs_mcmc_exact.csv"), golden("sccs_mcmc_r.csv")
     for name, (_, mcse) in _ours(null, pos).items():
         assert abs(r_out[name] - exact[name]) <= 4 * 1.5 * mcse, (name, r_out[name], exact[name], mcse)
@@ -120,7 +121,8 @@ def test_a_failed_fit_warns_and_is_not_reported(monkeypatch) -> None:
     monkeypatch.setattr(cal.optimize, "minimize", failing)
     with pytest.warns(ConvergenceWarning, match="empirical-null fit did not converge"):
         res = ds.calibrate_effect(log, outcome="y", null="asymptotic")
-    assert not res.calibrated and res.glance()["converged"].iloc[0] == False  # noqa: E712 (pandas boolean NA)
+    assert not res.calibrated
+    assert not res.glance()["converged"].iloc[0]
     assert res.tidy().query("calibrated")["estimate"].isna().all()
     with pytest.warns(ConvergenceWarning, match="fit_null: Nelder-Mead did not converge"):
         null = fit_null([0.5, -0.6, 0.9, -0.7, 0.1], [0.1, 0.1, 0.1, 0.1, 0.1])
@@ -132,7 +134,9 @@ def test_boundary_null_is_found_exactly() -> None:
     for 40,000 evaluations and stop at sd ~ 1e-8 without converging)."""
     est, se = np.array([0.10, 0.12, 0.08, 0.11]), np.array([0.1, 0.2, 0.1, 0.15])
     null = fit_null(est, se)
-    assert null.converged and null.at_boundary and null.sd == 0.0
+    assert null.converged
+    assert null.at_boundary
+    assert null.sd == 0.0
     w = 1 / se**2
     assert null.mean == pytest.approx(float(w @ est / w.sum()), rel=1e-12)
     for sd in (1e-4, 0.01, 0.05):  # no interior point does better
@@ -275,10 +279,12 @@ def test_calibrate_effect_rules_and_degenerate_inputs() -> None:
     placebos = ["p00", "p01", "p02", "p03", "p04", "p05"]
     const = placebo_units(rng, j=6).assign(y=1.0)
     r = ds.calibrate_effect(const, outcome="y", placebo=placebos, reference="control")
-    assert not r.calibrated and r.tidy()["p_value"].isna().all()
+    assert not r.calibrated
+    assert r.tidy()["p_value"].isna().all()
     one = placebo_units(rng, j=6, n=1)
     r = ds.calibrate_effect(one, outcome="y", placebo=placebos, reference="control")
-    assert not r.calibrated and r.tidy().loc[0, "note"].startswith("not testable")
+    assert not r.calibrated
+    assert r.tidy().loc[0, "note"].startswith("not testable")
     with pytest.raises(InsufficientDataError, match="no unit has a valid answer"):
         ds.calibrate_effect(placebo_units(rng, j=6).assign(y=np.nan), outcome="y", placebo=placebos,
                             reference="control")

@@ -76,7 +76,8 @@ def _check(fn: Callable[[], object]) -> None:
     assert ((p[~np.isnan(p)] >= 0) & (p[~np.isnan(p)] <= 1)).all()
     for r in t.itertuples():  # a row without an estimate, or with a zero standard error, says why
         if math.isnan(r.estimate) or r.std_error == 0:
-            assert isinstance(getattr(r, "note", None), str) and r.note, r
+            assert isinstance(getattr(r, "note", None), str), r
+            assert r.note, r
         if not math.isnan(r.estimate) and not math.isnan(r.std_error) and r.std_error > 0 \
                 and getattr(r, "measure", "") not in ("mean_do", "ate"):
             assert not math.isnan(r.p_value) or isinstance(getattr(r, "note", None), str), r  # a Wald row carries its test

@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 import driftstats as ds
-from driftstats.errors import DriftstatsError, InsufficientDataError, InvalidArgumentError, WeakProxyWarning
+from driftstats.errors import (
+    DriftstatsError,
+    InsufficientDataError,
+    InvalidArgumentError,
+    WeakProxyWarning,
+)
 
 GOLD = Path(__file__).parent / "reference" / "p2sls" / "weak_id.csv"
 CASES = {  # the generator's designs (tests/reference/generate/p2sls_weak_id.py)

@@ -368,7 +368,7 @@ def did_nco(
                     rows.append({**base, "measure": "bias", "nco": k, "note": note})
                     rows.append({**base, "measure": f"did_{scale}", "nco": k, "note": note})
                 continue
-            naive_arr, bias_arr = _weighted_stats(np.ones((1, t.size)), y, nm, t, scale)
+            _naive_arr, bias_arr = _weighted_stats(np.ones((1, t.size)), y, nm, t, scale)
             naive_est = float(y[t == 1].mean() - y[t == 0].mean())
             bias_est = bias_arr[0]
             did_est = naive_est - bias_est

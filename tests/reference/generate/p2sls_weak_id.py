@@ -24,7 +24,7 @@ import statsmodels.api as sm
 from linearmodels.iv import IV2SLS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-import driftstats as ds  # noqa: E402  (only to draw the data)
+import driftstats as ds  # only to draw the data (after the path insert)
 
 OUT = Path(__file__).resolve().parents[1] / "p2sls" / "weak_id.csv"
 CASES = {  # name: simulate_proxy_data arguments

@@ -81,7 +81,8 @@ Cluster = Literal["auto", "unit", "persona", "none"]
 _PRIOR_SHAPE = 1e-4
 _PRIOR_RATE = 1e-4
 #: Below this many controls the asymptotic calibration is anti-conservative (simulated size 0.10-0.12
-#: at J = 10 for a nominal 0.05; bench/calibration_size.py); ``null="auto"`` switches to MCMC there.
+#: at J = 10 for a nominal 0.05; the slow test_size_of_calibrated_p_asymptotic_vs_mcmc in
+#: tests/test_calibrate_null.py); ``null="auto"`` switches to MCMC there.
 FEW_CONTROLS = 20
 #: The smallest number of placebo contrasts ``calibrate_effect`` calibrates against by default.
 MIN_CONTROLS = 5

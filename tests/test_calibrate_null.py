@@ -212,7 +212,7 @@ def test_shared_control_is_modelled_size_is_nominal() -> None:
     twice (once in the null's spread, once in the effect's SE): size 0.0025 for a nominal 0.05 when placebos carry
     no systematic error. Modelling the covariance restores the size."""
     rng = np.random.default_rng(21)
-    reps, rej, rej_indep = 150, 0, 0
+    reps, rej, rej_indep = 120, 0, 0
     placebos = [f"p{k:02d}" for k in range(20)]
     for _ in range(reps):
         units = placebo_units(rng)

@@ -80,10 +80,10 @@ def test_pairs_are_resampled_as_pairs_coverage_and_width() -> None:
     intervals cover at ~95%. Resampling the arms independently (the old code) made the SE several times too
     large (coverage 1.0)."""
     rng = np.random.default_rng(31)
-    reps, est, ses, cover = 80, [], [], 0
+    reps, est, ses, cover = 60, [], [], 0
     for _ in range(reps):
         units = paired_units(100, rng)
-        res = ds.did_nco(units, outcome="y", nco="n", arm="t", scale="location_scale", n_boot=400, seed=rng)
+        res = ds.did_nco(units, outcome="y", nco="n", arm="t", scale="location_scale", n_boot=300, seed=rng)
         r = res.tidy().set_index("measure").loc["did_location_scale"]
         est.append(r["estimate"])
         ses.append(r["std_error"])
@@ -150,7 +150,7 @@ def test_heterogeneity_size_power_and_sensitivity_coverage() -> None:
     """Both NCOs valid: the test holds its size. One invalid (loading 0.3): the test rejects, the invalid NCO's
     interval under-covers, and the sensitivity interval (union) still covers the effect."""
     rng = np.random.default_rng(5)
-    reps = 120
+    reps = 80
     rej_null = rej_alt = cover_bad = cover_sens = 0
     for _ in range(reps):
         ok = ds.did_nco(proxy_units(300, rng), outcome="y", nco=["n1", "n2"], arm="t").tidy().set_index("measure")

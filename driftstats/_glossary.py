@@ -75,6 +75,7 @@ _TIDY: list[tuple[str, DType, str]] = [
     ("mcse_mean", "float", "Monte Carlo standard error of the posterior mean"),
     ("nco", "str", "the negative control outcome a corrected row uses"),
     ("note", "str", "why a row carries no test or no estimate (e.g. 'not testable: arm X has no valid answers')"),
+    ("nco", "str", "the negative control outcome a row uses (NCO difference-in-differences with several NCOs)"),
 ]
 
 _GLANCE: list[tuple[str, DType, str]] = [
@@ -95,6 +96,9 @@ _GLANCE: list[tuple[str, DType, str]] = [
     ("null_sd", "float", "standard deviation of the empirical null"),
     ("log_lik", "float", "maximised log-likelihood"),
     ("strata", "str", "permutation / pairing strata used ('persona_id' when a paired design was detected)"),
+    ("sw_f", "float", "smallest Sanderson-Windmeijer conditional first-stage F over the NCO proxies W (proximal)"),
+    ("cragg_donald_f", "float", "Cragg-Donald Wald F: joint first-stage strength of all W (homoskedastic; proximal)"),
+    ("kp_f", "float", "Kleibergen-Paap rk Wald F: heteroskedasticity-robust joint first-stage strength (proximal)"),
 ]
 
 TIDY_CORE: tuple[str, ...] = (

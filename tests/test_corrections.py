@@ -101,7 +101,7 @@ def test_did_scale_free_versions_and_errors() -> None:
 @pytest.mark.parametrize(("vcov", "cov_type"), [("robust", "robust"), ("classic", "unadjusted")])
 def test_p2sls_matches_linearmodels(vcov, cov_type) -> None:
     linearmodels = require("linearmodels")
-    d = ds.simulate_proxy_data(800, seed=18)
+    d = ds.simulate_proxy_data(800, n_u=2, seed=18)  # one confounder per W: a full-rank first stage
     ours = ds.p2sls("y ~ t + x | w1 + w2 ~ z1 + z2", d, vcov=vcov).tidy().set_index("term")
     ref = linearmodels.iv.IV2SLS(d["y"], sm.add_constant(d[["t", "x"]]), d[["w1", "w2"]], d[["z1", "z2"]]).fit(
         cov_type=cov_type)
@@ -119,7 +119,7 @@ def test_p2sls_recovers_truth_and_naive_se_undercovers() -> None:
     rng = np.random.default_rng(19)
     est, cover, cover_naive, ratio = [], 0, 0, []
     for _ in range(150):
-        d = ds.simulate_proxy_data(600, tau=1.0, confounding=1.5, seed=rng)
+        d = ds.simulate_proxy_data(600, tau=1.0, confounding=1.5, n_u=2, seed=rng)
         r = ds.p2sls(data=d, outcome="y", treatment="t", nco=["w1", "w2"], nce=["z1", "z2"], covariates="x").tidy().iloc[0]
         est.append(r["estimate"])
         cover += r["conf_low"] <= 1.0 <= r["conf_high"]
@@ -148,8 +148,18 @@ def test_p2sls_on_rhc_reproduces_published_analysis() -> None:
     assert first3["estimate"] == pytest.approx(gold[("first3", "estimate")], abs=1e-6)
     assert first3["std_error"] * df_adj == pytest.approx(gold[("first3", "ivreg_se")], abs=1e-5)
     assert first3["naive_std_error"] * df_adj == pytest.approx(gold[("first3", "naive_se")], abs=1e-5)
-    full = ds.p2sls(data=rhc, outcome="Y", treatment="RHC", nco=["ph1", "hema1"], nce=["pafi1", "paco21"],
-                    covariates=xs, vcov="robust")
+    with warnings.catch_warnings():  # R ivreg's convention directly: residual variance over n - k
+        warnings.simplefilter("ignore", WeakProxyWarning)
+        deb = ds.p2sls(data=rhc, outcome="Y", treatment="RHC", nco=["ph1", "hema1"], nce=["pafi1", "paco21"],
+                       covariates=xs[:3], vcov="classic", debiased=True).tidy().set_index("term").loc["RHC"]
+    assert deb["std_error"] == pytest.approx(gold[("first3", "ivreg_se")], abs=1e-5)
+    assert deb["naive_std_error"] == pytest.approx(gold[("first3", "naive_se")], abs=1e-5)
+    assert deb["df"] == n - 7
+    # ph1 and hema1 are each predicted by (pafi1, paco21) (partial F about 25) but not jointly: the conditional
+    # (Sanderson-Windmeijer) F of hema1 and the Kleibergen-Paap F are below 10, and p2sls says so
+    with pytest.warns(WeakProxyWarning, match=r"Sanderson-Windmeijer conditional F 4\.\d+ < 10\.0 for 'hema1'"):
+        full = ds.p2sls(data=rhc, outcome="Y", treatment="RHC", nco=["ph1", "hema1"], nce=["pafi1", "paco21"],
+                        covariates=xs, vcov="robust")
     row = full.tidy().set_index("term").loc["RHC"]
     assert round(row["estimate"], 2) == gold[("all68", "estimate_rounded_2dp")]
     assert row["conf_high"] < 0  # significant at 5%: RHC reduces 30-day survival time, as reported

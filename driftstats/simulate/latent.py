@@ -22,7 +22,7 @@ from driftstats._args import rng_from
 from driftstats.errors import InvalidArgumentError
 from driftstats.log.simlog import SimLog, read_log
 
-__all__ = ["LatentWorld", "simulate_latent_world", "simulate_proxy_data"]
+__all__ = ["LatentWorld", "simulate_latent_world", "simulate_placebo_log", "simulate_proxy_data"]
 
 
 def _ordinal_probs(score: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -192,23 +192,44 @@ def simulate_proxy_data(
     proxy_strength: float = 1.0,
     n_w: int = 2,
     n_z: int = 2,
+    n_u: int = 1,
     seed: int | np.random.Generator | None = None,
 ) -> pd.DataFrame:
-    """Linear proximal model: ``U ~ N(0,1)``, ``T ~ Bernoulli(expit(confounding*U))``,
-    ``W_j = proxy_strength*U + e``, ``Z_j = proxy_strength*U + e`` (independent errors),
-    ``X ~ N(0,1)``, ``Y = tau*T + U + 0.5*X + e``. Columns ``y, t, x, w1.., z1.., u``.
-    ``tau`` is the true effect; W and Z are conditionally independent proxies of U.
+    """Linear proximal model with ``n_u`` independent confounders ``U_1..U_{n_u} ~ N(0, 1)``.
+
+    ``T ~ Bernoulli(expit(confounding * Ubar))`` with ``Ubar = sum_k U_k / sqrt(n_u)``;
+    ``W_j = proxy_strength * U_{(j-1) mod n_u + 1} + e``, ``Z_j = proxy_strength * U_{(j-1) mod n_u + 1} + e``
+    (independent errors), ``X ~ N(0,1)``, ``Y = tau*T + sum_k U_k + 0.5*X + e``. Columns
+    ``y, t, x, w1.., z1.., u`` (``u`` = ``U_1``; ``u1..`` when ``n_u > 1``). ``tau`` is the true effect.
+
+    With ``n_u = 1`` (the default) every proxy measures the same scalar U: one W (and one Z) identify
+    the effect, but **two W with two Z are jointly under-identified** (the first-stage coefficient
+    matrix has rank 1, although each W's own first-stage F is large). ``n_u = n_w`` gives each
+    W its own confounder and a full-rank first stage.
+
+    Examples
+    --------
+    >>> import driftstats as ds
+    >>> ds.simulate_proxy_data(5, n_u=2, seed=1).columns.tolist()
+    ['y', 't', 'x', 'w1', 'w2', 'z1', 'z2', 'u1', 'u2']
     """
+    if not isinstance(n_u, (int, np.integer)) or n_u < 1:
+        raise InvalidArgumentError(f"n_u must be an integer >= 1; got {n_u!r}.")
     rng = rng_from(seed)
-    u = rng.normal(size=n)
+    u = rng.normal(size=(n, n_u)) if n_u > 1 else rng.normal(size=n)[:, None]
     x = rng.normal(size=n)
-    t = (rng.random(n) < expit(confounding * u)).astype(float)
-    out = {"y": tau * t + u + 0.5 * x + rng.normal(size=n), "t": t, "x": x}
+    ubar = u.sum(axis=1) / np.sqrt(n_u)
+    t = (rng.random(n) < expit(confounding * ubar)).astype(float)
+    out = {"y": tau * t + u.sum(axis=1) + 0.5 * x + rng.normal(size=n), "t": t, "x": x}
     for j in range(n_w):
-        out[f"w{j + 1}"] = proxy_strength * u + rng.normal(size=n)
+        out[f"w{j + 1}"] = proxy_strength * u[:, j % n_u] + rng.normal(size=n)
     for j in range(n_z):
-        out[f"z{j + 1}"] = proxy_strength * u + rng.normal(size=n)
-    out["u"] = u
+        out[f"z{j + 1}"] = proxy_strength * u[:, j % n_u] + rng.normal(size=n)
+    if n_u == 1:
+        out["u"] = u[:, 0]
+    else:
+        for k in range(n_u):
+            out[f"u{k + 1}"] = u[:, k]
     return pd.DataFrame(out)
 
 
@@ -220,25 +241,43 @@ def simulate_placebo_log(
     bias_mean: float = 0.0,
     bias_sd: float = 0.1,
     treatment_bias: float | None = None,
+    paired: bool = False,
+    persona_sd: float = 0.0,
     seed: int | np.random.Generator | None = None,
 ) -> SimLog:
     """A log with a control, a treatment and ``n_placebo`` placebo arms of a numeric outcome ``y``.
 
     Each non-control arm ``a`` has a systematic error ``b_a ~ N(bias_mean, bias_sd^2)`` (the
     treatment arm's is ``treatment_bias`` when given); outcomes are
-    ``y ~ N(b_a + effect * [a is treatment], 1)``. The true treatment effect is ``effect``;
-    placebo arms have true effect 0.
+    ``y ~ N(b_a + effect * [a is treatment] + p_i, 1)`` with a persona effect
+    ``p_i ~ N(0, persona_sd^2)``. The true treatment effect is ``effect``; placebo arms have true
+    effect 0. ``paired=True`` instantiates the same ``n_per_arm`` personas in every arm (units share
+    a ``persona_id``); otherwise every unit is its own persona. Every contrast with the control
+    shares the control arm's mean (their errors are correlated).
+
+    Examples
+    --------
+    >>> import driftstats as ds
+    >>> log = ds.simulate_placebo_log(n_placebo=3, n_per_arm=10, paired=True, seed=1)
+    >>> sorted(log.arms_of_kind("placebo"))
+    ['placebo_01', 'placebo_02', 'placebo_03']
     """
     rng = rng_from(seed)
     arms = ["control", "treatment", *[f"placebo_{j + 1:02d}" for j in range(n_placebo)]]
     kinds = ["control", "treatment", *["placebo"] * n_placebo]
+    def persona_effects() -> np.ndarray:  # no draws when persona_sd = 0 (keeps the default stream)
+        return rng.normal(0.0, persona_sd, n_per_arm) if persona_sd > 0 else np.zeros(n_per_arm)
+
+    shared = persona_effects() if paired else None
     rows = []
     for a, kind in zip(arms, kinds, strict=True):
         b = 0.0 if kind == "control" else rng.normal(bias_mean, bias_sd)
         if kind == "treatment" and treatment_bias is not None:
             b = treatment_bias
         mean = b + (effect if kind == "treatment" else 0.0)
-        y = rng.normal(mean, 1.0, n_per_arm).round(3)
-        rows += [{"unit_id": f"{a}-{i}", "arm": a, "item": "y", "response": str(v)} for i, v in enumerate(y)]
+        y = rng.normal(mean, 1.0, n_per_arm)
+        y = (y + (shared if shared is not None else persona_effects())).round(3)
+        rows += [{"unit_id": f"{a}-{i}", "arm": a, "item": "y", "response": str(v),
+                  **({"persona_id": f"p{i:04d}"} if paired else {})} for i, v in enumerate(y)]
     items = pd.DataFrame([{"item": "y", "options": None, "scale": "numeric", "role": "primary"}])
     return read_log(pd.DataFrame(rows), items=items, arms=pd.DataFrame({"arm": arms, "kind": kinds}))

@@ -52,6 +52,9 @@ _EXPORTS: dict[str, str] = {
     "simulate_controls": "driftstats.calibrate",
     "evaluate_calibration": "driftstats.calibrate",
     "calibrate_effect": "driftstats.calibrate",
+    "calibrate_effects": "driftstats.calibrate",
+    "fit_mcmc_null": "driftstats.calibrate",
+    "calibrate_p_interval": "driftstats.calibrate",
     "simulate_placebo_log": "driftstats.simulate",
     # the audit
     "audit": "driftstats.report",

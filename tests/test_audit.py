@@ -41,7 +41,8 @@ def test_every_step_result_is_a_typed_result(study_audit) -> None:
             assert isinstance(o.result, Result), o.name
             assert len(o.result.glance()) == 1
     did = study_audit["did"].tidy()
-    assert set(did["nco"]) <= set(study_audit.log.item_names("nco"))
+    assert set(did["nco"].dropna()) <= set(study_audit.log.item_names("nco"))
+    assert {"did_location_scale", "heterogeneity"} <= set(did["measure"])
 
 
 def test_settings_are_checked_before_any_work() -> None:
@@ -155,3 +156,21 @@ def test_with_adjustment_iterations_the_bottom_line_is_about_the_last() -> None:
     a = ds.audit(ds.simulate_study_log(n_per_arm=80, iterations=2, seed=3), n_perm=199, n_boot=0)
     assert a.verdict.bottom_line.startswith("Bottom line (last adjustment iteration, 1): ")
     assert all(v.startswith("Iteration ") for v in a.verdict.lines if "NCOs between" in v)
+
+
+def test_degenerate_calibration_never_reaches_the_verdict_as_a_finding(study_audit) -> None:
+    """Issue 9 item 3: with 2 placebo contrasts the null is not estimable; the verdict says so, prints no interval."""
+    text = " ".join(study_audit.verdict)
+    assert "Calibrated against" not in text
+    assert "Empirical calibration is not reported: only 2 usable placebo contrast(s)" in text
+
+
+def test_did_line_reports_the_agreement_test_across_ncos(study_audit) -> None:
+    did = study_audit["did"].tidy()
+    het = did[(did["measure"] == "heterogeneity") & (did["arm"] == "treatment")].iloc[0]
+    line = next(v for v in study_audit.verdict.lines if v.startswith("NCO difference-in-differences moves the estimate "
+                                                                       "for treatment"))
+    if het["p_value"] < 0.05:
+        assert "The NCOs disagree" in line
+    else:
+        assert "consistent with, but does not prove, equi-confounding" in line

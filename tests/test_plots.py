@@ -125,7 +125,7 @@ def _hostile_figures():
     fid = ds.fidelity(_renamed(ds.simulate_fidelity_log(n_per_arm=30, seed=6), arms=HOSTILE_ARMS))
     eff = ds.effect(_renamed(ds.simulate_study_log(n_per_arm=30, iterations=2, seed=7), arms=HOSTILE_ARMS),
                     tvd=False)
-    cal = ds.calibrate_effect(_renamed(ds.simulate_placebo_log(n_placebo=4, n_per_arm=30, seed=8),
+    cal = ds.calibrate_effect(_renamed(ds.simulate_placebo_log(n_placebo=6, n_per_arm=30, seed=8),
                                        arms={"treatment": r"$\frac$", "placebo_01": "a$b$c", "placebo_02": "$$"}))
     rows = pd.DataFrame({"label": ["naive $x$", r"DiD-NCO $\frac$", "50%"], "estimate": [0.3, 0.1, 0.2],
                          "conf_low": [0.1, -0.1, 0.0], "conf_high": [0.5, 0.3, 0.4]})

@@ -489,7 +489,7 @@ def plot_calibration(result: Any, *, title: str | None = None) -> Any:
     ok = np.isfinite(c_est) & np.isfinite(c_se)
     top = float(c_se[ok].max()) * 1.2 if ok.any() else 0.0
     se_grid = np.linspace(0, max(top, 1e-3), 50)
-    if np.isfinite(null.mean) and np.isfinite(null.sd):
+    if null is not None and np.isfinite(null.mean) and np.isfinite(null.sd):
         half = 1.96 * np.sqrt(null.sd**2 + se_grid**2)
         ax.fill_betweenx(se_grid, null.mean - half, null.mean + half, color="#dddddd", label="empirical null (95%)")
         ax.axvline(null.mean, color="#777777", lw=1)

@@ -116,11 +116,13 @@ def effects_section(a: Any) -> Section:
     blocks.append(Block("heading", "NCO difference-in-differences (one estimate per NCO)"))
     if did is not None:
         dt = did.tidy()
-        blocks.append(table(dt, ["nco", *did.by, "arm", "reference", "estimate", "bias", "conf_low", "conf_high",
-                                 "p_value"], rename={"estimate": "corrected", "bias": "NCO contrast on Y's scale"}))
+        dt = dt[dt["measure"].astype(str).str.startswith("did_") | dt["measure"].isin(["heterogeneity", "sensitivity"])]
+        blocks.append(table(dt, ["nco", *did.by, "arm", "reference", "measure", "estimate", "bias", "conf_low",
+                                 "conf_high", "statistic", "p_value", "note"],
+                            rename={"estimate": "corrected", "bias": "NCO contrast on Y's scale"}))
         blocks.append(Block("assumptions", list(did.assumptions)))
         placebo = set(a.log.arms_of_kind("placebo"))
-        for r in dt[~dt["arm"].isin(placebo)].itertuples():
+        for r in dt[~dt["arm"].isin(placebo) & dt["measure"].astype(str).str.startswith("did_")].itertuples():
             rows.append({"label": f"DiD ({r.nco}): {r.arm}", "estimate": r.estimate, "conf_low": r.conf_low,
                          "conf_high": r.conf_high})
     else:
@@ -129,7 +131,7 @@ def effects_section(a: Any) -> Section:
     cal = a.results.get("calibration")
     if cal is not None:
         blocks.append(table(cal.tidy(), ["term", *cal.by, "arm", "reference", "calibrated", "estimate", "std_error",
-                                         "conf_low", "conf_high", "p_value"]))
+                                         "conf_low", "conf_high", "p_value", "note"]))
         blocks.append(Block("assumptions", list(cal.assumptions) + list(cal.diagnostics)))
         blocks.append(figure(cal.plot(), "calibration plot"))
         for r in cal.tidy().to_dict("records"):

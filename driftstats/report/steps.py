@@ -17,10 +17,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from driftstats._result import Result
 from driftstats.errors import DriftstatsError
@@ -32,7 +31,6 @@ __all__ = [
     "STEPS",
     "AuditSettings",
     "Context",
-    "DidSetResult",
     "Step",
     "StepOutcome",
     "register_step",
@@ -265,55 +263,15 @@ def _messages(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
 
 
-# ------------------------------------------------------------------------------ the DiD step's result
-@dataclass(frozen=True, slots=True, repr=False)
-class DidSetResult(Result):
-    """NCO difference-in-differences with each NCO in turn: one corrected row per NCO x arm x group."""
-
-    TITLE: ClassVar[str] = "NCO difference-in-differences, one estimate per NCO"
-    DISPLAY: ClassVar[tuple[str, ...]] = ("arm", "reference", "nco", "estimate", "bias", "conf_low",
-                                          "conf_high", "p_value")
-    TIDY_EXTRAS: ClassVar[tuple[str, ...]] = ("arm", "reference", "measure", "nco", "n_1", "n_0", "bias", "note")
-    GLANCE_EXTRAS: ClassVar[tuple[str, ...]] = ("n_boot", "vcov", "n_tests")
-
-    parts: tuple[Result, ...] = ()
-
-    @property
-    def assumptions(self) -> tuple[str, ...]:
-        return self.parts[0].assumptions if self.parts else ()
-
-
-def did_set(c: Context) -> DidSetResult:
-    """``did_nco`` with every NCO (location-scale mapping onto the outcome's scale)."""
+def did_all(c: Context) -> Result:
+    """``did_nco`` with every ordered NCO at once (location-scale mapping onto the outcome's scale): a corrected
+    estimate per NCO, the test of their agreement and the sensitivity interval."""
     from driftstats.correct import did_nco
 
     s = c.settings
-    parts, frames = [], []
-    for n in c.ncos:
-        if not _ordered(c, n):
-            continue  # a nominal NCO has no scale to map onto the outcome's
-        r = did_nco(c.log, outcome=s.outcome, nco=n, scale="location_scale", mode=s.mode, n_boot=s.n_boot,
-                    conf_level=s.conf_level, seed=s.seed)
-        parts.append(r)
-        t = r.tidy()
-        t = t[t["measure"] == "did_location_scale"]
-        frames.append(t.assign(nco=n))
-    if not parts:
-        from driftstats.errors import InsufficientDataError
-
-        raise InsufficientDataError("every NCO is nominal: NCO difference-in-differences needs ordinal or numeric NCOs.")
-    table = pd.concat(frames, ignore_index=True)
-    by = list(parts[0].by)
-    keep = ["term", *by, *[col for col in DidSetResult.TIDY_EXTRAS if col in table.columns],
-            "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"]
-    table = table[[col for col in dict.fromkeys(keep) if col in table.columns]]
-    g = parts[0].glance().iloc[0]
-    info = {"method": "NCO difference-in-differences per NCO (location-scale)", "n_obs": int(g["n_obs"]),
-            "conf_level": s.conf_level, "alternative": "two-sided", "seed": s.seed,
-            "n_boot": s.n_boot, "vcov": "bootstrap", "n_tests": len(table)}
-    diagnostics = tuple(dict.fromkeys(d for p in parts for d in p.diagnostics))
-    return DidSetResult.build(table, info, by=by, diagnostics=diagnostics, provenance=parts[0].provenance,
-                              parts=tuple(parts))
+    ncos = [n for n in c.ncos if _ordered(c, n)]
+    return did_nco(c.log, outcome=s.outcome, nco=ncos, scale="location_scale", mode=s.mode, n_boot=s.n_boot,
+                   conf_level=s.conf_level, seed=s.seed)
 
 
 # ------------------------------------------------------------------------------ the built-in steps
@@ -353,7 +311,7 @@ def _register_builtin() -> None:
              lambda c: effect(c.log, outcome=c.outcome, mode=c.settings.mode, n_perm=c.settings.n_perm,
                               conf_level=c.settings.conf_level, seed=c.settings.seed, min_units=c.settings.min_units),
              items=lambda c: (c.outcome,) if c.outcome else ()),
-        Step("did", lambda c: "NCO difference-in-differences (one per NCO)", ("ordered_outcome", "ordered_nco"), did_set,
+        Step("did", lambda c: "NCO difference-in-differences (one per NCO)", ("ordered_outcome", "ordered_nco"), did_all,
              items=lambda c: (c.outcome, *c.ncos) if c.outcome else ()),
         Step("calibration", lambda c: f"empirical calibration against {_plural(len(c.placebos), 'placebo arm')}",
              ("ordered_outcome", "placebo"),

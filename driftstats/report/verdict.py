@@ -241,44 +241,61 @@ def _fidelity_lines(res: Any, log: SimLog, s: AuditSettings, placebo: set[str]) 
     return out
 
 
-def _did_lines(res: Any, placebo: set[str]) -> list[str]:
+def _did_lines(res: Any, s: AuditSettings, placebo: set[str]) -> list[str]:
     t = res.tidy()
-    t = t[~t["arm"].isin(placebo) & t["estimate"].notna()]
+    t = t[~t["arm"].isin(placebo)]
     out = []
+    many = "iteration" in t and t["iteration"].nunique() > 1
     for it, d in _groups(t):
-        label = f"Iteration {it}: " if "iteration" in t and t["iteration"].nunique() > 1 else ""
+        label = f"Iteration {it}: " if many else ""
         for arm, g in d.groupby("arm", sort=False):
-            if len(g) == 1:
-                r = g.iloc[0]
+            est = g[g["measure"].astype(str).str.startswith("did_") & g["estimate"].notna()]
+            het = g[(g["measure"] == "heterogeneity") & g["p_value"].notna()]
+            if est.empty:
+                continue
+            if len(est) == 1:
+                r = est.iloc[0]
                 out.append(f"{label}NCO difference-in-differences with {r['nco']} moves the estimate for {arm} to "
                            f"{_fmt(r['estimate'])} [{_fmt(r['conf_low'])}, {_fmt(r['conf_high'])}] (assumes additive "
                            "equi-confounding after rescaling the NCO to the outcome's scale; with one NCO the assumption "
                            "cannot be checked).")
-            else:
-                out.append(f"{label}NCO difference-in-differences moves the estimate for {arm} to between "
-                           f"{_fmt(g['estimate'].min())} and {_fmt(g['estimate'].max())} depending on the NCO "
-                           f"({len(g)} NCOs; assumes additive equi-confounding after rescaling each NCO to the outcome's "
-                           "scale); disagreement across NCOs signals that the assumption fails.")
+                continue
+            text = (f"{label}NCO difference-in-differences moves the estimate for {arm} to between "
+                    f"{_fmt(est['estimate'].min())} and {_fmt(est['estimate'].max())} depending on the NCO ({len(est)} NCOs; "
+                    "assumes additive equi-confounding after rescaling each NCO to the outcome's scale).")
+            if len(het):
+                h = het.iloc[0]
+                if h["p_value"] < s.level:
+                    text += (f" The NCOs disagree (heterogeneity chi-square {_fmt(h['statistic'])}, p = "
+                             f"{_fmt(h['p_value'])}): equi-confounding fails for at least one NCO, so no single DiD "
+                             "estimate should be trusted.")
+                else:
+                    text += (f" Their agreement (heterogeneity p = {_fmt(h['p_value'])}) is consistent with, but does "
+                             "not prove, equi-confounding.")
+            out.append(text)
     return out
 
 
 def _calibration_lines(res: Any, s: AuditSettings) -> list[str]:
+    if not getattr(res, "calibrated", True):
+        return [f"Empirical calibration is not reported: {res.not_calibrated}."]
     ct = res.tidy()
     cal = ct[ct["calibrated"].fillna(False).astype(bool)]
-    n_used = getattr(getattr(res, "null", None), "n_used", None)
+    g = res.glance().iloc[0]
+    n_ctrl = int(g["n_obs"]) if pd.notna(g["n_obs"]) else None
+    kind = "MCMC" if "MCMC" in str(g["method"]) else "asymptotic"
     out = []
     many = "iteration" in cal and cal["iteration"].nunique() > 1
     for r in cal.to_dict("records"):
         label = f"Iteration {r['iteration']}: " if many else ""
         if pd.isna(r["estimate"]) or pd.isna(r.get("conf_low")):
             note = r.get("note") if isinstance(r.get("note"), str) else "the empirical null could not be fitted"
-            out.append(f"{label}Calibration against the placebo arms was not possible for {r['arm']}: {note}.")
+            out.append(f"{label}The effect of {r['arm']} is not calibrated ({note}).")
             continue
-        few = n_used is not None and n_used < 20
-        out.append(f"{label}Calibrated against {n_used} placebo contrast(s), the effect of {r['arm']} is "
+        few = n_ctrl is not None and n_ctrl < 20
+        out.append(f"{label}Calibrated against {n_ctrl} placebo contrast(s) ({kind} null), the effect of {r['arm']} is "
                    f"{_fmt(r['estimate'])} [{_fmt(r['conf_low'])}, {_fmt(r['conf_high'])}], p = {_fmt(r['p_value'])}"
-                   + (" (few controls: the empirical null is poorly determined and calibrated p-values are "
-                      "anti-conservative)." if few else "."))
+                   + (" (few controls: the empirical null is poorly determined)." if few else "."))
     return out
 
 
@@ -324,7 +341,7 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
                      "log; see the data section).")
     lines += _drift_lines(findings, s, eff, power)
     for name, writer in (("fidelity", lambda r: _fidelity_lines(r, log, s, placebo)),
-                         ("did", lambda r: _did_lines(r, placebo)),
+                         ("did", lambda r: _did_lines(r, s, placebo)),
                          ("calibration", lambda r: _calibration_lines(r, s)),
                          ("p2sls", _p2sls_lines)):
         r = result(name)

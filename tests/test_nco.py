@@ -20,7 +20,12 @@ from driftstats._kernels.tvd import (
     perm_pvalue,
     projection_interval,
 )
-from driftstats.errors import InsufficientDataError, InvalidAnswersWarning, InvalidArgumentError, MonteCarloErrorWarning
+from driftstats.errors import (
+    InsufficientDataError,
+    InvalidAnswersWarning,
+    InvalidArgumentError,
+    MonteCarloErrorWarning,
+)
 from driftstats.nco._data import pair_from_codes
 from driftstats.nco._engine import analyse_pair
 from driftstats.nco.drift import NcoTestResult
@@ -598,7 +603,7 @@ def test_missing_arm_or_mode_gives_not_testable_rows_not_index_errors() -> None:
 
 def test_nothing_testable_raises_insufficient_data() -> None:
     log = _log_without(ds.simulate_nco_log(n_per_arm=20, n_nco=1, seed=64), "nco_1", "treatment", invalid=True)
-    with pytest.warns(InvalidAnswersWarning), pytest.raises(InsufficientDataError, match="no NCO can be tested in mode 'sample'.*arm 'treatment'"):
+    with pytest.warns(InvalidAnswersWarning), pytest.raises(InsufficientDataError, match=r"no NCO can be tested in mode 'sample'.*arm 'treatment'"):
         ds.nco_test(log, n_perm=99)
 
 
@@ -768,7 +773,8 @@ def test_monte_carlo_error_warnings() -> None:
 
     # a p-value within 2 MC SEs of the level, and one far from it
     close = _monte_carlo_issues([{"term": "a", "p_value": 0.3, "p_value_fwer": 0.055}], 499, 0.05, np.inf)
-    assert len(close) == 1 and "within 2 Monte Carlo SEs of the level 0.05" in close[0]
+    assert len(close) == 1
+    assert "within 2 Monte Carlo SEs of the level 0.05" in close[0]
     assert _monte_carlo_issues([{"term": "a", "p_value": 0.055, "p_value_fwer": 0.4}], 499, 0.05, np.inf) == []
     log = ds.simulate_nco_log(n_per_arm=30, n_nco=1, tvd=0.3, seed=74)
     with pytest.warns(MonteCarloErrorWarning, match="n_perm=49 cannot reach the level 0.01"):
@@ -787,7 +793,8 @@ def test_no_sql_in_the_statistics_modules() -> None:
 
     for mod in (data_mod, drift_mod):
         src = inspect.getsource(mod)
-        assert "SELECT" not in src and ".execute(" not in src, mod.__name__
+        assert "SELECT" not in src, mod.__name__
+        assert ".execute(" not in src, mod.__name__
 
 
 # ----------------------------------------------------------------------------- the valid interval comes from tvd_ci
@@ -807,7 +814,8 @@ def test_both_engines_take_the_interval_from_tvd_ci(monkeypatch) -> None:
                                      (reps, "counts", (0.11, 0.22), ("u", False))):
         calls.clear()
         t = ds.nco_test(lg, n_perm=99, n_boot=0, engine=engine).tidy()
-        assert (t["conf_low"] == expect[0]).all() and (t["conf_high"] == expect[1]).all(), engine
+        assert (t["conf_low"] == expect[0]).all(), engine
+        assert (t["conf_high"] == expect[1]).all(), engine
         assert calls == [kind, kind]
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from driftstats._kernels import tvd_ci
 from driftstats._kernels.means import MeanDiff, paired_t, welch_t
 from driftstats._kernels.perm import StrataLayout, layout, log_n_relabellings, perm_chunks
 from driftstats._kernels.tvd import block_tvd, minp_fwer, pearson_chi2, perm_pvalue
-from driftstats._kernels import tvd_ci
 from driftstats.nco._data import PairData
 
 __all__ = ["PairOutcome", "analyse_pair", "boot_tvd", "not_testable_note", "null_summary"]

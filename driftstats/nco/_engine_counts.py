@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from driftstats._kernels import tvd_ci
 from driftstats._kernels.means import MeanDiff, paired_t, welch_from_stats
 from driftstats._kernels.tvd import Blocks, block_tvd, minp_fwer, pearson_chi2, perm_pvalue
-from driftstats._kernels import tvd_ci
 from driftstats.nco._data import CountData
 from driftstats.nco._engine import PairOutcome, basic_bootstrap, not_testable_note, null_summary
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
-
-import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,12 @@ from driftstats._args import (
 from driftstats._kernels.tvd import bh_adjust, holm_adjust
 from driftstats._provenance import provenance
 from driftstats._result import Result
-from driftstats.errors import InsufficientDataError, InvalidAnswersWarning, InvalidArgumentError, MonteCarloErrorWarning
+from driftstats.errors import (
+    InsufficientDataError,
+    InvalidAnswersWarning,
+    InvalidArgumentError,
+    MonteCarloErrorWarning,
+)
 from driftstats.log.query import nco as q
 from driftstats.log.query.design import paired_design, resolve_strata
 from driftstats.log.simlog import SimLog, Source, as_log
@@ -296,7 +300,7 @@ def nco_test(
     min_log_relabel = math.inf
     for cd in comparisons:
         group = cd.group
-        if cd.n_units == 0 or cd.notes and isinstance(cd, CountData):
+        if cd.n_units == 0 or (cd.notes and isinstance(cd, CountData)):
             why = cd.notes[0] if cd.notes else "no valid answers in this group"
             rows.extend(_untestable_rows(cd, items, group, f"not testable: {why}"))
             continue
@@ -384,7 +388,7 @@ def _monte_carlo_issues(rows: list[dict[str, Any]], n_perm: int, level: float, l
             close.append((r["term"], "p_value_fwer", p, se))
     if close:
         term, col, p, se = close[0]
-        need = max(int(math.ceil(MC_SE_BAND**2 * p * (1 - p) / max(abs(p - level), 1e-4) ** 2)), n_perm + 1)
+        need = max(math.ceil(MC_SE_BAND**2 * p * (1 - p) / max(abs(p - level), 1e-4) ** 2), n_perm + 1)
         out.append(f"{len(close)} row(s) have a permutation p-value within {MC_SE_BAND:g} Monte Carlo SEs of the "
                    f"level {level:g} (e.g. {term} {col} = {p:.3g}, SE {se:.2g} at n_perm={n_perm}): the decision "
                    f"p < {level:g} could flip with another seed; n_perm >= {need} would settle it")

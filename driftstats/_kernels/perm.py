@@ -1,10 +1,10 @@
-"""Permutation and bootstrap weight generators (numpy only).
+"""Permutation generators (numpy only).
 
 Units are the exchangeable objects. A chunk is a ``(c, n)`` matrix (float64 by default): row b
-holds the arm-1 membership (permutation) or the resampling counts (bootstrap) of each unit in
-draw b. Statistics are then matrix products with the unit x feature matrix, so memory is
-``chunk x n`` whatever the number of draws. Memberships and counts are small integers, so
-products with integer-valued features are exact (float64 below 2**53, float32 below 2**24).
+holds the arm-1 membership of each unit in permutation b. Statistics are then matrix products
+with the unit x feature matrix, so memory is ``chunk x n`` whatever the number of draws.
+Memberships are 0/1, so products with integer-valued features are exact (float64 below 2**53,
+float32 below 2**24).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["StrataLayout", "boot_chunks", "layout", "log_n_relabellings", "perm_chunks"]
+__all__ = ["StrataLayout", "layout", "log_n_relabellings", "perm_chunks"]
 
 
 class StrataLayout:
@@ -91,33 +91,3 @@ def perm_chunks(lay: StrataLayout, n_perm: int, rng: np.random.Generator, chunk:
             m[:, lay.order] = m_sorted
         done += c
         yield m.astype(dtype)
-
-
-def boot_chunks(
-    lay: StrataLayout, n_boot: int, rng: np.random.Generator, chunk: int = 256, dtype: type = np.float64
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield bootstrap count matrices ``(w1, w0)``, each ``(c, n)`` of ``dtype``.
-
-    Units are resampled with replacement within their arm (pairs are resampled as pairs,
-    keeping the pairing); ``w1`` counts arm-1 draws, ``w0`` arm-0 draws. The counts of one
-    resample are multinomial over the units of the arm (drawn directly, without an index loop).
-    """
-    idx1 = np.flatnonzero(lay.arm1)
-    idx0 = np.flatnonzero(~lay.arm1)
-    done = 0
-    while done < n_boot:
-        c = min(chunk, n_boot - done)
-        w1 = np.zeros((c, lay.n), dtype=dtype)
-        w0 = np.zeros((c, lay.n), dtype=dtype)
-        if lay.kind == "pairs":
-            k = lay.pair1.size
-            draw = rng.multinomial(k, np.full(k, 1.0 / k), size=c)
-            w1[:, lay.pair1] = draw
-            w0[:, lay.pair0] = draw
-        else:
-            if idx1.size:
-                w1[:, idx1] = rng.multinomial(idx1.size, np.full(idx1.size, 1.0 / idx1.size), size=c)
-            if idx0.size:
-                w0[:, idx0] = rng.multinomial(idx0.size, np.full(idx0.size, 1.0 / idx0.size), size=c)
-        done += c
-        yield w1, w0

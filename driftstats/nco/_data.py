@@ -287,20 +287,22 @@ class CountData:
         return int(self.arm1_mask.size)
 
 
-def counts_eligible(log: SimLog, items: list[ItemInfo], mode: str) -> tuple[str | None, int | None]:
+def counts_eligible(items: list[ItemInfo], mode: str, replicates: int) -> tuple[str | None, int | None]:
     """``(why not, base)``: why the count-table engine cannot be used (None when it can), and the
-    pattern base (None: one sampled answer per unit and NCO; else replicates are encoded in this base)."""
+    pattern base (None: one sampled answer per unit and NCO; else replicates are encoded in this base).
+
+    ``replicates``: an upper bound on the valid answers of one unit to one NCO
+    (:func:`~driftstats.log.query.nco.answer_counts`)."""
     if mode != "sample":
         return "it needs sampled answers (mode='sample')", None
     if any(i.scale == "numeric" for i in items):
         return "it handles categorical NCOs only", None
-    rmax = q.max_replicate(log, [i.item for i in items], mode)
-    if rmax <= 1:
+    if replicates <= 1:
         return None, None
-    base = rmax + 1
+    base = replicates + 1
     kmax = max(int(i.n_levels or 0) for i in items)
     if float(base) ** kmax > q.MAX_PATTERN_KEY:
-        return (f"{rmax} replicates over {kmax} levels are too many patterns to encode exactly "
+        return (f"up to {replicates} replicates over {kmax} levels are too many patterns to encode exactly "
                 f"({base}**{kmax} > 2**53)"), None
     return None, base
 

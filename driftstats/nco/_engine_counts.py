@@ -95,12 +95,16 @@ def _cross_moments(codes_a: np.ndarray, codes_b: np.ndarray, ncos: list[_Nco]) -
     # A_j: one row per pattern id + 1 (row 0: no answer): [share vector | presence]
     A = [np.hstack([c.S_ext, np.r_[0.0, np.ones(c.n_patterns)][:, None]]) for c in ncos]
     idx = [np.r_[np.arange(starts[j], starts[j + 1]), d + j] for j in range(J)]
+    symmetric = codes_a is codes_b
     for j in range(J):
-        for jj in range(J):
+        for jj in range(j if symmetric else 0, J):
             size = ncos[jj].n_patterns + 1
             table = np.bincount((codes_a[:, j] + 1) * size + codes_b[:, jj] + 1,
                                 minlength=(ncos[j].n_patterns + 1) * size).reshape(-1, size)
-            out[np.ix_(idx[j], idx[jj])] = A[j].T @ table.astype(np.float64) @ A[jj]
+            block = A[j].T @ table.astype(np.float64) @ A[jj]
+            out[np.ix_(idx[j], idx[jj])] = block
+            if symmetric:
+                out[np.ix_(idx[jj], idx[j])] = block.T
     return out
 
 
@@ -214,7 +218,7 @@ def analyse_counts(
             mean = n1_all * hbar
         else:
             a, b = codes[pairs[0]], codes[pairs[1]]
-            m10 = _cross_moments(a, b, ncos)
+            m10 = _cross_moments(a, b, ncos)  # not symmetric: a and b are different arrays
             cov = (_cross_moments(a, a, ncos) + _cross_moments(b, b, ncos) - m10 - m10.T) / 4.0
             mean = stot / 2.0
         g_null = _gaussian_null(mean, cov, ncos, stot, n_perm, rng)

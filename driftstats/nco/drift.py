@@ -265,13 +265,19 @@ def nco_test(
     if strata_why:
         diagnostics.append(strata_why)
 
+    n_obs, n_dropped, replicates = q.answer_counts(sl, names, arms, mode)
+    if n_dropped:
+        warnings.warn(f"nco_test: {n_dropped} invalid answer row(s) (valid = false) of {n_dropped + n_obs} in mode "
+                      f"{mode!r} were left out of the drift tests.", InvalidAnswersWarning, stacklevel=2)
+
     comparisons: list[PairData | CountData] | None = None
     why_not: str | None = "not requested"
     if engine != "exact":
-        why_not, base = counts_eligible(sl, items, mode)
+        why_not, base = counts_eligible(items, mode, replicates)
         if engine == "counts" and why_not:
             raise InvalidArgumentError(f"engine='counts' cannot be used here: {why_not}. Use engine='exact'.")
-        if engine == "auto" and why_not is None and q.n_units_estimate(sl, names, mode) * n_perm < COUNTS_THRESHOLD:
+        n_units = n_obs / (len(items) * max(replicates, 1))  # about (units answer most NCOs)
+        if engine == "auto" and why_not is None and n_units * n_perm < COUNTS_THRESHOLD:
             why_not = "small log"
         if why_not is None:
             comparisons = extract_counts(sl, items, arm_pairs, by=by_cols, strata=strata_used, base=base)
@@ -287,12 +293,6 @@ def nco_test(
                     "used for")
     if comparisons is None:
         comparisons = list(extract(sl, items, arm_pairs, by=by_cols, strata=strata_used, mode=mode))
-
-    n_dropped = q.count_nco_answers(sl, names, arms, mode, valid=False)
-    n_obs = q.count_nco_answers(sl, names, arms, mode, valid=True)
-    if n_dropped:
-        warnings.warn(f"nco_test: {n_dropped} invalid answer row(s) (valid = false) of {n_dropped + n_obs} in mode "
-                      f"{mode!r} were left out of the drift tests.", InvalidAnswersWarning, stacklevel=2)
 
     rows: list[dict[str, Any]] = []
     dists: list[dict[str, Any]] = []

@@ -19,10 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "StrataSource",
+    "answer_counts",
     "answer_hashes",
     "count_nco_answers",
-    "max_replicate",
-    "n_units_estimate",
     "persona_attributes",
     "unit_answers",
     "unit_patterns",
@@ -86,20 +85,17 @@ def count_nco_answers(log: SimLog, items: Sequence[str], arms: Sequence[str], mo
         "AND arm IN (SELECT unnest(?))", [valid, mode, list(items), list(arms)]).fetchall()[0][0])
 
 
-def max_replicate(log: SimLog, items: Sequence[str], mode: str) -> int:
-    """Largest number of valid answers one unit gave to one of ``items`` in ``mode`` (0 when none)."""
-    r = log.con.execute(
-        "SELECT max(n) FROM (SELECT count(*) AS n FROM answers WHERE valid AND mode = ? "
-        "AND item IN (SELECT unnest(?)) GROUP BY unit_id, item)", [mode, list(items)]).fetchall()[0][0]
-    return int(r or 0)
+def answer_counts(log: SimLog, items: Sequence[str], arms: Sequence[str], mode: str) -> tuple[int, int, int]:
+    """``(valid rows, invalid rows, replicates)`` of ``items`` in ``arms`` and ``mode``, in one scan.
 
-
-def n_units_estimate(log: SimLog, items: Sequence[str], mode: str) -> int:
-    """About how many units answered ``items`` in ``mode`` (HyperLogLog count; for engine choice only)."""
+    ``replicates`` is ``1 + max(replicate)`` over the valid rows (0 when there are none): an upper
+    bound on the valid answers one unit gave to one item (the key includes ``replicate``).
+    """
     r = log.con.execute(
-        "SELECT approx_count_distinct(unit_id) FROM answers WHERE mode = ? AND item IN (SELECT unnest(?))",
-        [mode, list(items)]).fetchall()[0][0]
-    return int(r or 0)
+        "SELECT count(*) FILTER (WHERE valid), count(*) FILTER (WHERE NOT valid), max(replicate) FILTER (WHERE valid) "
+        "FROM answers WHERE mode = ? AND item IN (SELECT unnest(?)) AND arm IN (SELECT unnest(?))",
+        [mode, list(items), list(arms)]).fetchall()[0]
+    return int(r[0]), int(r[1]), 0 if r[2] is None else int(r[2]) + 1
 
 
 def unit_patterns(

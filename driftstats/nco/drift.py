@@ -323,7 +323,7 @@ def nco_test(
     if not testable:
         reasons = sorted({str(r["note"]) for r in rows})
         raise InsufficientDataError(
-            f"no NCO can be tested in mode {mode!r} ({len(rows)} comparison(s)): {'; '.join(reasons)}. "
+            f"no NCO can be tested in mode {mode!r} ({len(rows)} row(s)): {'; '.join(reasons)}. "
             "Check that every arm answered the NCOs in this mode (see the log's summary).")
 
     if "pairs" in layouts:

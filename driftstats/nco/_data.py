@@ -4,6 +4,10 @@ Every unit contributes, for each categorical NCO, its vector of level shares (on
 a sampled answer, the option probabilities in distribution mode, averaged over
 replicates) and, for numeric NCOs, its mean value. Units are the exchangeable objects of
 the permutation test.
+
+Two views: :class:`PairData` (unit x feature matrices, for the exact engine) and
+:class:`CountData` (one answer-pattern id per unit and NCO, for the count-table engine).
+The data come from :mod:`driftstats.log.query.nco`; nothing here writes SQL.
 """
 
 from __future__ import annotations

@@ -1,7 +1,13 @@
-"""``driftstats simulate STUDY --out runs.duckdb`` (registered through an entry point)."""
+"""``driftstats simulate STUDY --out runs.duckdb`` (registered through an entry point).
+
+Exit codes: 0 done (or stopped by ``--max-units``); 2 a user error (study file, model path,
+a store of another study, a store another collector is writing); 1 a run that failed (a backend
+error); 130 / 143 interrupted (Ctrl-C / SIGTERM). Errors are one line on stderr, no traceback.
+"""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +25,22 @@ from rich.progress import (
 __all__ = ["simulate"]
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised as an exception so the run ends like an interrupt (the store records it)."""
+
+    def __str__(self) -> str:
+        return "terminated by SIGTERM"
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())  # a message is one line, however it was built
+    return text or type(exc).__name__
+
+
 def simulate(
     study: Annotated[Path, typer.Argument(help="study file (.toml or .yaml)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="DuckDB file to write (resumed when it exists)")],
@@ -30,35 +52,61 @@ def simulate(
     from collectors.study import StudyError, load_study
 
     console = Console()
+    errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+    def fail(code: int, message: str) -> typer.Exit:
+        errors.print("[bold red]error[/]: ", end="")
+        errors.print(message, markup=False)
+        return typer.Exit(code=code)
+
     try:
         spec = load_study(study)
     except (StudyError, FileNotFoundError) as exc:
-        console.print(f"[bold red]error[/]: {exc}")
-        raise typer.Exit(code=2) from None
+        raise fail(2, _one_line(exc)) from None
+    total = spec.design.units_per_arm * len(spec.arms)
+    state = {"done": None}
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("units"),
                TextColumn("{task.fields[rate]:.2f} answers/s"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(spec.name, total=spec.design.units_per_arm * len(spec.arms), rate=0.0)
-        start = {"t": None, "done": None}
+    try:
+        previous, restore = signal.signal(signal.SIGTERM, _on_sigterm), True
+    except ValueError:  # not the main thread: leave signals alone
+        previous, restore = None, False
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task(spec.name, total=total, rate=0.0)
+            start = {"t": None, "done": None}
 
-        def on_unit(done: int, total: int, answers: int) -> None:
-            import time
+            def on_unit(done: int, total: int, answers: int) -> None:
+                import time
 
-            now = time.perf_counter()
-            if start["t"] is None:
-                start["t"], start["done"] = now, answers
-            elapsed = now - start["t"]
-            rate = answers / elapsed if elapsed > 0 else 0.0
-            progress.update(task, completed=done, rate=rate)
+                state["done"] = done
+                now = time.perf_counter()
+                if start["t"] is None:
+                    start["t"], start["done"] = now, answers
+                elapsed = now - start["t"]
+                rate = answers / elapsed if elapsed > 0 else 0.0
+                progress.update(task, completed=done, rate=rate)
 
-        try:
             summary = run_study(spec, out, base_dir=study.parent, overwrite=overwrite, max_units=max_units,
                                 on_unit=on_unit)
-        except (StudyError, FileNotFoundError, ValueError) as exc:
-            console.print(f"[bold red]error[/]: {exc}")
-            raise typer.Exit(code=2) from None
-        progress.update(task, completed=summary.units_done_before + summary.units_run)
+            progress.update(task, completed=summary.units_done_before + summary.units_run)
+    except (StudyError, FileNotFoundError) as exc:
+        raise fail(2, _one_line(exc)) from None
+    except (Exception, KeyboardInterrupt, Terminated) as exc:
+        if not out.exists():
+            left = "no store was left behind"
+        elif state["done"] is not None:
+            left = f"{out} keeps {state['done']} of {total} units: run the same command to resume"
+        else:
+            left = f"{out} keeps the units it held: run the same command to resume"
+        if isinstance(exc, KeyboardInterrupt | Terminated):
+            raise fail(130 if isinstance(exc, KeyboardInterrupt) else 143,
+                       f"interrupted ({_one_line(exc) if str(exc) else 'Ctrl-C'}); {left}.") from None
+        raise fail(1, f"the run failed: {type(exc).__name__}: {_one_line(exc)}; {left}.") from None
+    finally:
+        if restore:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     console.print(summary.as_text())
     if summary.invalid:
         console.print(f"[yellow]{summary.invalid} invalid answer(s) kept with valid = false (see the error column)[/]")

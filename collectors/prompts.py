@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from collectors.population import Persona
-from collectors.study import ArmSpec, ItemSpec, Study
+from collectors.study import ArmSpec, ItemSpec, Study, StudyError
 
 __all__ = ["LETTERS", "ItemPrompt", "Prompts"]
 
@@ -63,8 +63,9 @@ class Prompts:
             full = self._render([*msgs, {"role": "user", "content": q}], add_generation_prompt=True)
             pre = self._render(msgs, add_generation_prompt=False)
             if not full.startswith(pre):
-                raise ValueError("the chat template does not render a conversation prefix as a text prefix; "
-                                 "forked elicitation needs prompt_style = 'completion' with this model")
+                raise StudyError("model.prompt_style = 'chat': the chat template does not render a conversation "
+                                 "prefix as a text prefix; forked elicitation needs prompt_style = 'completion' "
+                                 "with this model")
             text = full[len(pre):]
         else:
             text = self.study.question.replace("{question}", item.text).replace("{options}", options)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from collectors.population import load_population
 from collectors.prompts import Prompts
-from collectors.store import Store
+from collectors.store import Store, StoreLock
 from collectors.study import Study
 
 __all__ = ["RunSummary", "make_backend", "run_study", "study_hash"]
@@ -92,19 +92,75 @@ def run_study(
 ) -> RunSummary:
     """Run (or resume) ``study`` into the DuckDB file ``out``.
 
-    ``max_units`` stops after that many new units (for tests and benchmarks); ``on_unit``
-    is called after every unit with (units done, units total, answers written so far).
+    Parameters
+    ----------
+    study
+        The study.
+    out
+        The store (resumed when it exists; see :mod:`collectors.store`).
+    backend
+        A backend object (default: the study's ``model``, loaded here).
+    base_dir
+        Directory relative population paths are read from.
+    overwrite
+        Start over: the existing store is deleted, but only once the lock is held and the
+        backend has started (a bad model path leaves the old store as it was).
+    max_units
+        Stop after that many new units (for tests and benchmarks).
+    on_unit
+        Called after every unit with (units done, units total, answers written so far).
+
+    Returns
+    -------
+    RunSummary
+
+    Raises
+    ------
+    StoreLockedError
+        Another collector is writing ``out`` (nothing is touched).
+    StudyError
+        ``out`` holds another study or is not a store; a setting does not fit the model.
+    FileNotFoundError
+        No model or population file.
+
+    Notes
+    -----
+    Order: lock ``out`` -> check an existing store belongs to this study -> start the backend
+    -> open (or overwrite) the store, ``status = 'running'`` -> units -> ``'complete'`` when every
+    unit is done. If anything raises, a store this run created with no finished unit is
+    removed; otherwise the store keeps its units with ``status = 'failed'``. The exception is
+    re-raised unchanged.
     """
     t0 = time.perf_counter()
     h = study_hash(study)
-    store = Store(out, study_name=study.name, study_hash=h, overwrite=overwrite)
-    backend = backend or make_backend(study)
-    info = backend.info()
+    lock = StoreLock(out)  # one writer per store, before anything is deleted or opened
+    try:
+        if not overwrite:
+            Store.check_resumable(out, study_name=study.name, study_hash=h)
+        population = load_population(study.population, base_dir=base_dir)
+        backend = backend or make_backend(study)
+        info = backend.info()
+    except BaseException:
+        lock.release()
+        raise
+    store = Store(out, study_name=study.name, study_hash=h, overwrite=overwrite, lock=lock)
+    try:
+        summary = _run(study, store, backend, info, population, h, max_units=max_units, on_unit=on_unit)
+    except BaseException as exc:
+        store.abort(exc)
+        raise
+    return RunSummary(out=Path(out), seconds=time.perf_counter() - t0,
+                      evaluated_tokens=getattr(backend, "evaluated_tokens", 0), **summary)
+
+
+def _run(study: Study, store: Store, backend: Any, info: dict[str, Any], population: Any, h: str, *,
+         max_units: int | None, on_unit: Callable[[int, int, int], None] | None) -> dict[str, Any]:
+    d = study.design
+    total = d.units_per_arm * len(study.arms)
+    store.begin(units_total=total)
     store.set_meta("backend", json.dumps(info, sort_keys=True))
     items_t, arms_t = _design_tables(study)
     store.write_design(items_t, arms_t)
-    population = load_population(study.population, base_dir=base_dir)
-    d = study.design
     seed = d.seed
     style = study.model.prompt_style
     if style == "auto":
@@ -122,7 +178,6 @@ def run_study(
     run_id = f"{study.name}-{h[:10]}"
     done = store.done_units()
     before = len(done)
-    total = d.units_per_arm * len(study.arms)
     sampling = json.dumps({"temperature": study.model.temperature, "top_p": study.model.top_p,
                            "prompt_style": style, "answer_format": "letter"}, sort_keys=True)
     n_new = 0
@@ -184,7 +239,7 @@ def run_study(
         if max_units is not None and n_new >= max_units:
             break
     counts = store.counts()
-    store.close()
-    return RunSummary(out=Path(out), units_total=total, units_done_before=before, units_run=n_new,
-                      answers=counts["answers"], invalid=counts["invalid"], seconds=time.perf_counter() - t0,
-                      evaluated_tokens=getattr(backend, "evaluated_tokens", 0), answers_run=answers_run)
+    finished = len(store.done_units())
+    store.close(status="complete" if finished >= total else None)  # stopped early: stays 'running'
+    return {"units_total": total, "units_done_before": before, "units_run": n_new, "answers": counts["answers"],
+            "invalid": counts["invalid"], "answers_run": answers_run}

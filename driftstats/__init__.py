@@ -19,6 +19,7 @@ from driftstats._version import __version__
 _EXPORTS: dict[str, str] = {
     # log
     "read_log": "driftstats.log",
+    "from_wide": "driftstats.log",
     "SimLog": "driftstats.log",
     # drift diagnostics
     "nco_test": "driftstats.nco",

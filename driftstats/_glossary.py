@@ -73,6 +73,7 @@ _TIDY: list[tuple[str, DType, str]] = [
     ("ess_bulk", "float", "bulk effective sample size"),
     ("ess_tail", "float", "tail effective sample size"),
     ("mcse_mean", "float", "Monte Carlo standard error of the posterior mean"),
+    ("nco", "str", "the negative control outcome a corrected row uses"),
     ("note", "str", "why a row carries no test or no estimate (e.g. 'not testable: arm X has no valid answers')"),
 ]
 

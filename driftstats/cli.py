@@ -16,7 +16,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from driftstats.cli_errors import DebugOpt, user_errors
 from driftstats.errors import DriftstatsError
 
 app = typer.Typer(
@@ -46,24 +48,22 @@ def _mapping(pairs: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for p in pairs or []:
         if "=" not in p:
-            raise typer.BadParameter(f"--map expects THEIR_NAME=schema_name, got {p!r}")
+            raise typer.BadParameter(f"--map expects THEIR_NAME=schema_name, got {p!r}", param_hint="--map")
         k, v = p.split("=", 1)
         out[k] = v
     return out
 
 
 def _read(log: Path, fmt: str | None, mapping: list[str] | None, arm: str | None,
-          nco: list[str] | None, primary: list[str] | None):
-    """The validated log, or exit 2 with the reason (the exception's name and message)."""
+          nco: list[str] | None, primary: list[str] | None, debug: bool):
+    """The validated log, or exit 2 with the reason in one line (the exception's name and message)."""
+    from rich.markup import escape
+
     from driftstats.log import read_log
 
-    try:
-        with console.status(f"reading and validating {log} ..."):
-            return read_log(log, format=fmt, mapping=_mapping(mapping) or None, arm=arm,  # type: ignore[arg-type]
-                            nco=nco or None, primary=primary or None)
-    except (DriftstatsError, FileNotFoundError) as exc:
-        err_console.print(f"[bold red]error[/]: {type(exc).__name__}: {exc}", soft_wrap=True)
-        raise typer.Exit(code=2) from None
+    with user_errors(debug), console.status(f"reading and validating {escape(str(log))} ..."):
+        return read_log(log, format=fmt, mapping=_mapping(mapping) or None, arm=arm,  # type: ignore[arg-type]
+                        nco=nco or None, primary=primary or None)
 
 
 @app.command()
@@ -74,12 +74,13 @@ def validate(
     arm: ArmOpt = None,
     nco: NcoOpt = None,
     primary: PrimaryOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Validate LOG against the schema; exit 0 when valid, 2 with the reason when not."""
-    sl = _read(log, fmt, mapping, arm, nco, primary)
-    console.print(f"[green]valid[/]: {sl!r}")
+    sl = _read(log, fmt, mapping, arm, nco, primary, debug)
+    console.print(f"valid: {sl!r}", markup=False)
     for d in sl.diagnostics:
-        console.print(f"  note: {d}")
+        console.print(f"  note: {d}", markup=False)
 
 
 @app.command()
@@ -90,21 +91,22 @@ def summary(
     arm: ArmOpt = None,
     nco: NcoOpt = None,
     primary: PrimaryOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Validate LOG and print its sizes, invalid answers and provenance completeness."""
-    sl = _read(log, fmt, mapping, arm, nco, primary)
+    sl = _read(log, fmt, mapping, arm, nco, primary, debug)
     s = sl.summary()
-    console.print(f"[bold]{s.source}[/]")
-    console.print("  ".join(f"{k}: {v}" for k, v in s.facts.items()))
+    console.print(s.source, style="bold", markup=False)
+    console.print("  ".join(f"{k}: {v}" for k, v in s.facts.items()), markup=False)
     for title, frame in (("Arms", s.sizes), ("Items", s.items), ("Provenance: rows missing", s.provenance)):
         t = Table(title=title, title_justify="left")
         for c in frame.columns:
-            t.add_column(str(c))
-        for row in frame.itertuples(index=False):
-            t.add_row(*[("" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)) for v in row])
+            t.add_column(Text(str(c)))
+        for row in frame.itertuples(index=False):  # log content is shown as text, never as console markup
+            t.add_row(*[Text("" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)) for v in row])
         console.print(t)
     for d in s.diagnostics:
-        console.print(f"note: {d}")
+        console.print(f"note: {d}", markup=False)
 
 
 def _register_plugins() -> None:
@@ -132,7 +134,7 @@ def main() -> None:
     try:
         app()
     except DriftstatsError as exc:  # pragma: no cover - commands handle their own
-        err_console.print(f"[bold red]error[/]: {exc}")
+        err_console.print(f"error: {type(exc).__name__}: {exc}", markup=False)
         sys.exit(2)
 
 

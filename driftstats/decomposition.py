@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from driftstats._args import check_conf_level
-from driftstats._result import Provenance, Result
+from driftstats._provenance import provenance
+from driftstats._result import Result
 from driftstats.errors import InvalidArgumentError
 
 __all__ = ["DecompositionResult", "RetentionResult", "decompose", "decompose_world", "manski_bounds", "retention"]
@@ -126,7 +127,7 @@ def decompose(
         ]
     frame = pd.DataFrame(rows, columns=["term", "measure", "estimate"])
     info = {"method": "exact decomposition (methods 2.2-2.4)", "n_groups": int(mu.shape[1])}
-    return DecompositionResult.build(frame, info, provenance=Provenance(call="decompose"))
+    return DecompositionResult.build(frame, info, provenance=provenance("decompose"))
 
 
 def decompose_world(world: Any) -> DecompositionResult:
@@ -167,7 +168,15 @@ def retention(data: Any, *, outcome: str | None = None, reference: str | None = 
     Rows: ``measure = "retention"`` (``estimate`` = r_t, ``share_1`` = retained mean) per arm,
     ``"mean_bounds"`` per arm and ``"effect_bounds"`` per arm vs the reference:
     ``[LB_1 - UB_0, UB_1 - LB_0]``; the outcome range is its options' codes.
+
+    Raises
+    ------
+    InvalidArgumentError
+        The outcome is numeric (unbounded) or nominal with more than two options (its codes
+        have no order, so a mean code and its bounds mean nothing).
     """
+    from driftstats._units import order_unknown_message
+    from driftstats.log.query.units import retention_by_arm
     from driftstats.log.simlog import as_log
 
     check_conf_level(conf_level)
@@ -180,14 +189,10 @@ def retention(data: Any, *, outcome: str | None = None, reference: str | None = 
     info_item = log.item(outcome)
     if info_item.options is None:
         raise InvalidArgumentError("retention bounds need a categorical outcome (bounded codes).")
+    if info_item.scale == "nominal" and len(info_item.options) > 2:
+        raise InvalidArgumentError(order_unknown_message(outcome, info_item.options, use="a bounded mean (Manski bounds)"))
     low, high = 0.0, float(len(info_item.options) - 1)
-    per_arm = log.sql(
-        "SELECT a.arm, count(DISTINCT a.unit_id) AS units, "
-        "count(DISTINCT a.unit_id) FILTER (WHERE b.unit_id IS NOT NULL) AS retained, avg(b.code) AS mean_retained "
-        "FROM (SELECT DISTINCT unit_id, arm FROM answers) a LEFT JOIN "
-        "(SELECT unit_id, avg(response_code) AS code FROM answers WHERE item = ? AND valid AND mode = 'sample' "
-        " GROUP BY unit_id) b USING (unit_id) GROUP BY a.arm", [outcome])
-    per_arm = per_arm.set_index("arm")
+    per_arm = retention_by_arm(log, outcome).set_index("arm")
     ref = reference or log.reference_arm
     rows: list[dict[str, Any]] = []
     bounds = {}
@@ -205,4 +210,4 @@ def retention(data: Any, *, outcome: str | None = None, reference: str | None = 
         rows.append({"term": outcome, "arm": arm, "reference": ref, "measure": "effect_bounds",
                      "conf_low": lb1 - ub0, "conf_high": ub1 - lb0})
     info = {"method": "retention + Manski bounds", "n_obs": int(per_arm["units"].sum()), "conf_level": conf_level}
-    return RetentionResult.build(rows, info, provenance=Provenance(call="retention"))
+    return RetentionResult.build(rows, info, provenance=provenance("retention", log))

@@ -22,9 +22,11 @@ __all__ = [
     "InvalidAnswersWarning",
     "InvalidArgumentError",
     "InvalidValueError",
+    "LogNotFoundError",
     "LogValidationError",
     "MissingColumnError",
     "MonteCarloErrorWarning",
+    "PersonaValueWarning",
     "SingleOptionItemError",
     "UnknownOptionError",
     "UnreadableLogError",
@@ -88,6 +90,10 @@ class UnreadableLogError(LogValidationError):
     """The file cannot be read as a log of its format (not a DuckDB / Parquet / CSV / JSONL file, empty, corrupt)."""
 
 
+class LogNotFoundError(UnreadableLogError, FileNotFoundError):
+    """The log file (or a side table file) does not exist; also a :class:`FileNotFoundError`."""
+
+
 class IncompleteLogError(LogValidationError):
     """The log is a collector store whose run is still in progress, or stopped before every unit was done."""
 
@@ -107,6 +113,10 @@ class MonteCarloErrorWarning(DriftstatsWarning):
 
 class ConvergenceWarning(DriftstatsWarning):
     """An optimiser did not report convergence."""
+
+
+class PersonaValueWarning(DriftstatsWarning):
+    """Specified persona values that are not options of their fidelity item were left out (counts in the message)."""
 
 
 class WeakProxyWarning(DriftstatsWarning):

@@ -54,31 +54,6 @@ def test_retention_and_manski_bounds() -> None:
     assert ds.manski_bounds(2.0, 0.5, 0.0, 4.0) == (1.0, 3.0)
 
 
-# ----------------------------------------------------------------------------- effects
-def test_effect_matches_statsmodels_cluster_robust() -> None:
-    log = ds.simulate_nco_log(n_per_arm=150, tvd=0.2, n_nco=1, paired=True, seed=8)
-    res = ds.effect(log, outcome="nco_1", tvd=False).tidy().iloc[0]
-    units = log.sql("SELECT unit_id, arm, persona_id, response_code AS y FROM answers")
-    x = sm.add_constant((units["arm"] == "treatment").astype(float))
-    ref = sm.OLS(units["y"].astype(float), x).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(units["persona_id"])[0]})
-    assert res["estimate"] == pytest.approx(ref.params.iloc[1], rel=1e-10)
-    assert res["std_error"] == pytest.approx(ref.bse.iloc[1], rel=1e-10)
-
-
-def test_effect_and_model_on_a_log() -> None:
-    w = ds.simulate_latent_world(seed=9)
-    log = w.sample_log(400, seed=10)
-    res = ds.effect(log, n_perm=199, seed=1)
-    t = res.tidy().set_index("measure")
-    truth = w.p_selected[1] @ w.mu_selected[1] - w.p_selected[0] @ w.mu_selected[0]
-    assert t.loc["mean_diff", "conf_low"] <= truth <= t.loc["mean_diff", "conf_high"]
-    assert 0 <= t.loc["tvd", "estimate"] <= 1
-    fit = ds.effect_model("response ~ arm + n", log, family="gaussian").tidy().set_index("term")
-    assert {"Intercept", "arm[T.treatment]", "n"} <= set(fit.index)
-    ordinal = ds.effect_model("y ~ arm", log, family="ordinal").tidy()
-    assert ordinal.loc[ordinal["term"] == "arm[T.treatment]", "estimate"].iloc[0] > 0
-
-
 # ----------------------------------------------------------------------------- NCO-DiD
 def test_did_unbiased_when_equi_confounding_holds() -> None:
     """Over many samples the additive DiD centres on tau(p_1) when mu_0(u) - nu(u) is constant."""

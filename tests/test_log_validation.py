@@ -7,8 +7,9 @@ import json
 import hypothesis.strategies as st
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 
 from driftstats import read_log
 from driftstats.errors import (
@@ -190,3 +191,118 @@ def test_malformed_logs_raise_only_named_errors(cols, n, data) -> None:
         return
     assert log.n_rows == n
     assert np.all(log.to_pandas()["iteration"] >= 0)
+
+
+# ------------------------------------------------------------------------------ property: more inputs
+_AWKWARD_TEXT = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(['said "hi"', "a,b", "x\ny", "cr\r", "\r\n", '""', '"', "", " ", "NULL", "nan", "007", "1e5",
+                     "$x", "\\", "\t", "ü✓", '{"a": 1}', "[1, 2]", "true", "2.5", "-1", "sample", "dist", "a0", "u1"]),
+)
+_ARROW_TYPES = {
+    "string": (pa.string(), _AWKWARD_TEXT),
+    "int64": (pa.int64(), st.integers(-(2**63), 2**63 - 1)),
+    "float64": (pa.float64(), st.floats(allow_nan=True, allow_infinity=True)),
+    "bool": (pa.bool_(), st.booleans()),
+}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cols=st.lists(st.sampled_from(_COLS), min_size=0, max_size=len(_COLS), unique=True),
+    n=st.integers(0, 6),
+    data=st.data(),
+)
+def test_malformed_arrow_tables_raise_only_named_errors(cols, n, data) -> None:
+    """Random typed Arrow tables (strings, integers, floats, booleans, nulls): a log or a named error."""
+    arrays = {}
+    for c in cols:
+        typ, values = _ARROW_TYPES[data.draw(st.sampled_from(sorted(_ARROW_TYPES)))]
+        arrays[c] = pa.array([data.draw(st.none() | values) for _ in range(n)], type=typ)
+    if n and data.draw(st.booleans()):
+        arrays["unit_id"] = pa.array([f"u{i}" for i in range(n)])
+        arrays["arm"] = pa.array([f"a{i % 2}" for i in range(n)])
+        arrays["item"] = pa.array(["q"] * n)
+        arrays["response"] = pa.array([f"x{data.draw(st.integers(0, 2))}" for _ in range(n)])
+    table = pa.table(arrays) if arrays else pa.table({"unused": pa.nulls(n)}).drop(["unused"])
+    try:
+        log = read_log(table)
+    except DriftstatsError as exc:
+        event(type(exc).__name__)
+        return
+    event("valid log")
+    assert log.n_rows == n
+
+
+def _csv_text(rows: list[list[object]], header: list[str]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in r] for r in rows])
+    return buf.getvalue()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fmt=st.sampled_from(["csv", "jsonl"]),
+    cols=st.lists(st.sampled_from(_COLS), min_size=1, max_size=len(_COLS), unique=True),
+    n=st.integers(0, 5),
+    data=st.data(),
+)
+def test_awkward_files_on_disk_raise_only_named_errors(fmt, cols, n, data) -> None:
+    """CSV / JSONL files with awkward cells (quotes, separators, newlines, mixed JSON types): a log or a named error."""
+    import tempfile
+    from pathlib import Path
+
+    value = _AWKWARD_TEXT | st.integers(-5, 5) | st.floats(allow_nan=False) | st.booleans() | st.none()
+    keyed = n > 0 and data.draw(st.booleans())  # often a well-keyed log, so that deeper checks and reading run
+    if keyed:  # the keys, and text columns that may hold anything
+        cols = ["unit_id", "arm", "item", "response", *data.draw(st.lists(st.sampled_from(["error", "extra", "note"]),
+                                                                          unique=True))]
+    rows = [[data.draw(value) for _ in cols] for _ in range(n)]
+    if keyed:
+        for i, r in enumerate(rows):
+            r[cols.index("unit_id")] = f"u{i}"
+            r[cols.index("arm")] = f"a{i % 2}"
+            r[cols.index("item")] = "q"
+            r[cols.index("response")] = data.draw(_AWKWARD_TEXT) if data.draw(st.booleans()) else f"x{i % 2}"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"log.{fmt}"
+        if fmt == "csv":
+            path.write_text(_csv_text(rows, cols), encoding="utf-8")
+        else:
+            lines = [json.dumps(dict(zip(cols, r, strict=True))) for r in rows]
+            if n and data.draw(st.booleans()):  # a line that is not an object, or not JSON
+                lines.insert(data.draw(st.integers(0, len(lines))), data.draw(st.sampled_from(["[1]", "3", "{", "null"])))
+            path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        try:
+            log = read_log(path)
+        except DriftstatsError as exc:
+            event(type(exc).__name__)
+            return
+        event("valid log")
+        assert log.n_rows == n
+        if fmt == "csv" and "response" in cols:  # what was written is what is read
+            got = log.to_pandas()["response"].tolist()
+            want = [None if r[cols.index("response")] in (None, "") else str(r[cols.index("response")]) for r in rows]
+            assert [g if g is not pd.NA else None for g in got] == want
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fmt=st.sampled_from(["csv", "jsonl", "parquet", "duckdb"]), blob=st.binary(max_size=200))
+def test_random_bytes_raise_only_named_errors(fmt, blob) -> None:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"log.{fmt}"
+        path.write_bytes(blob)
+        try:
+            read_log(path)
+        except DriftstatsError as exc:
+            event(type(exc).__name__)
+            return
+        event("valid log")

@@ -383,17 +383,6 @@ def test_nco_test_errors_name_the_argument(small_log) -> None:
         ds.equivalence_test(small_log, margin=1.5)
 
 
-def test_fidelity_detects_arm_difference_and_pairs() -> None:
-    log = ds.simulate_fidelity_log(n_per_arm=300, fidelity=(0.9, 0.75), seed=5)
-    t = ds.fidelity(log).tidy().set_index("term")
-    assert t.loc["overall", "conf_low"] <= -0.15 <= t.loc["overall", "conf_high"]
-    assert t.loc["party", "measure"] == "paired difference"
-    assert t.loc["party", "share_0"] == pytest.approx(0.9, abs=0.06)
-    ind = ds.fidelity(ds.simulate_fidelity_log(n_per_arm=300, fidelity=(0.9, 0.9), paired=False, seed=6)).tidy()
-    assert (ind["measure"] == "difference").all()
-    assert (ind["p_value"] > 0.001).all()
-
-
 # ----------------------------------------------------------------------------- the count-table engine
 def test_counts_engine_agrees_with_exact_engine() -> None:
     log = ds.simulate_nco_log(n_per_arm=2000, tvd=[0.0, 0.04], n_nco=2, seed=30)

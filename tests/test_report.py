@@ -43,16 +43,19 @@ def test_verdict_wording_is_driven_by_the_numbers(drift_audit) -> None:
     v = " ".join(drift_audit.verdict)
     t = drift_audit["nco"].tidy()
     n_drift = t[(t["arm"] == "treatment") & (t["p_value_fwer"] < 0.05)]["term"].nunique()
-    assert f"Drift detected on {n_drift} of 4 NCOs between treatment and control" in v
+    assert f"In the sampled answers: drift detected on {n_drift} of 4 NCOs between treatment and control" in v
     assert n_drift >= 2
     assert "not interpretable as causal without adjustment" in v
     eff = drift_audit["effect"].tidy().query("measure == 'mean_diff' and arm == 'treatment'")["estimate"].iloc[0]
     assert f"observed effect of {eff:.3g}" in v
+    assert drift_audit.verdict.bottom_line.startswith("Bottom line: the arms are not comparable.")
+    assert next(iter(drift_audit.verdict)) == drift_audit.verdict.bottom_line
     # no drift -> a different sentence
     quiet = ds.audit(ds.simulate_study_log(n_per_arm=150, drift=0.0, n_placebo=0, seed=3), n_perm=199, n_boot=0)
     q = " ".join(quiet.verdict)
-    assert "No drift detected between treatment and control" in q
+    assert "In the sampled answers: no drift detected between treatment and control" in q
     assert "absence of evidence is not evidence of absence" in q
+    assert quiet.verdict.bottom_line.startswith("Bottom line: inconclusive.")
     assert "calibration" in quiet.skipped
 
 
@@ -99,7 +102,8 @@ def test_report_in_headless_chromium(drift_audit, tmp_path) -> None:
         t = drift_audit["nco"].tidy()
         top = t.sort_values("estimate", ascending=False).iloc[0]
         assert f"{top['estimate']:.4g}".rstrip("0").rstrip(".")[:5] in text
-        assert "Drift detected on" in text
+        assert "drift detected on" in text
+        assert "Bottom line:" in text
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 50_000

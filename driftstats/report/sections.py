@@ -36,6 +36,9 @@ def data_section(a: Any) -> Section:
     blocks.append(table(s.provenance))
     for d in s.diagnostics:
         blocks.append(Block("skipped", d))
+    blocks.append(Block("heading", "Audit steps"))
+    blocks.append(table(pd.DataFrame([{"step": o.title, "status": o.status, "why": o.reason or "",
+                                       "warnings": "; ".join(o.warnings)} for o in a.steps])))
     return Section("data", "The log", blocks)
 
 
@@ -63,7 +66,7 @@ def drift_section(a: Any) -> Section:
     cols = [*keys, "measure", "estimate", "excess", "conf_low", "conf_high", "p_value", "p_value_fwer", "equivalent"]
     blocks.append(table(t, cols, rename={"estimate": "TVD/KS", "conf_low": "CI low", "conf_high": "CI high",
                                          "p_value": "p", "p_value_fwer": "p (FWER)",
-                                         "equivalent": f"equivalent (< {a.settings['margin']})"}))
+                                         "equivalent": f"equivalent (< {a.settings.margin})"}))
     blocks.append(Block("assumptions", list(nco.assumptions)))
     blocks.append(figure(nco.plot("forest"), "forest plot of NCO excess TVD"))
     if "iteration" in t and t["iteration"].nunique() > 1:
@@ -86,15 +89,15 @@ def fidelity_section(a: Any) -> Section:
     if fid is None:
         blocks.append(Block("skipped", a.skipped.get("fidelity", "no fidelity results")))
     else:
-        blocks.append(table(fid.tidy(), ["term", *fid.by, "arm", "reference", "share_1", "share_0", "estimate",
-                                         "conf_low", "conf_high", "p_value"],
+        blocks.append(table(fid.tidy(), ["term", *fid.by, "arm", "reference", "measure", "share_1", "share_0", "estimate",
+                                         "conf_low", "conf_high", "p_value", "note"],
                             rename={"share_1": "share (arm)", "share_0": "share (reference)", "estimate": "difference"}))
         blocks.append(figure(fid.plot(), "fidelity by attribute and arm"))
     return Section("fidelity", "Persona fidelity", blocks)
 
 
 def effects_section(a: Any) -> Section:
-    outcome = a.settings.get("outcome")
+    outcome = a.settings.outcome
     blocks: list[Block] = [Block("text", f"The observed contrast of the outcome {outcome!r} between arms, and what it "
                                          "becomes under each correction. Each correction rests on an assumption the "
                                          "data cannot confirm; read them before the numbers.")]
@@ -105,20 +108,19 @@ def effects_section(a: Any) -> Section:
     et = eff.tidy()
     blocks.append(Block("heading", "Observed contrast (naive)"))
     blocks.append(table(et, ["term", *eff.by, "arm", "reference", "measure", "share_1", "share_0", "estimate", "conf_low",
-                             "conf_high", "p_value"], rename={"share_1": "mean (arm)", "share_0": "mean (reference)"}))
+                             "conf_high", "p_value", "note"], rename={"share_1": "mean (arm)", "share_0": "mean (reference)"}))
     blocks.append(Block("assumptions", list(eff.assumptions)))
     rows = [{"label": f"naive: {r.arm}", "estimate": r.estimate, "conf_low": r.conf_low, "conf_high": r.conf_high}
             for r in et[et["measure"] == "mean_diff"].itertuples()]
     did = a.results.get("did")
     blocks.append(Block("heading", "NCO difference-in-differences (one estimate per NCO)"))
     if did is not None:
-        blocks.append(table(did, ["nco", "arm", "reference", "estimate", "bias", "conf_low", "conf_high", "p_value"],
-                            rename={"estimate": "corrected", "bias": "NCO contrast on Y's scale"}))
-        from driftstats.correct.did import DID_ASSUMPTIONS
-
-        blocks.append(Block("assumptions", list(DID_ASSUMPTIONS)))
+        dt = did.tidy()
+        blocks.append(table(dt, ["nco", *did.by, "arm", "reference", "estimate", "bias", "conf_low", "conf_high",
+                                 "p_value"], rename={"estimate": "corrected", "bias": "NCO contrast on Y's scale"}))
+        blocks.append(Block("assumptions", list(did.assumptions)))
         placebo = set(a.log.arms_of_kind("placebo"))
-        for r in did[~did["arm"].isin(placebo)].itertuples():
+        for r in dt[~dt["arm"].isin(placebo)].itertuples():
             rows.append({"label": f"DiD ({r.nco}): {r.arm}", "estimate": r.estimate, "conf_low": r.conf_low,
                          "conf_high": r.conf_high})
     else:

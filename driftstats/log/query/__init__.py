@@ -6,4 +6,7 @@ against a :class:`~driftstats.SimLog` and return numpy arrays or pandas frames. 
 per consumer keeps the queries next to each other without a god module:
 
 * :mod:`~driftstats.log.query.design` - arms, pairing, counts shared by every verb.
+* :mod:`~driftstats.log.query.units` - unit-level tables of item codes and persona attributes (effects, corrections).
+* :mod:`~driftstats.log.query.fidelity` - specified persona values matched with their re-asked answers.
+* :mod:`~driftstats.log.query.audit` - the audit's size checks.
 """

@@ -1,0 +1,348 @@
+"""The verdict: one bottom line, and the findings that support it, written from the steps' results.
+
+Everything the verdict says comes from the audit's step results; the significance level
+(``1 - conf_level``), the equivalence margin and the minimum sizes are the audit's settings,
+never literals. Each drift sentence names the mode it is about (sampled answers or the model's
+option probabilities), and the bottom line says what to conclude.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftstats.log.simlog import SimLog
+from driftstats.log.summary import LogSummary
+from driftstats.report.steps import AuditSettings, StepOutcome
+
+__all__ = ["MODE_LABELS", "DriftFinding", "Verdict", "drift_findings", "write_verdict"]
+
+MODE_LABELS = {"sample": "sampled answers", "dist": "option probabilities (distribution mode)"}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The bottom line first, then the supporting findings; steps that failed (``keep_going``) lead."""
+
+    bottom_line: str
+    lines: tuple[str, ...]
+    not_computed: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.not_computed
+        yield self.bottom_line
+        yield from self.lines
+
+    def __len__(self) -> int:
+        return len(self.not_computed) + 1 + len(self.lines)
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFinding:
+    """Drift of one arm against the reference, in one mode and group (iteration)."""
+
+    mode: str
+    iteration: Any
+    arm: str
+    reference: str
+    tested: tuple[str, ...]
+    drifted: tuple[str, ...]
+    not_testable: tuple[str, ...]
+    equivalent: tuple[str, ...] | None  # None: no equivalence test in this mode
+    n_min: int
+    n_levels: int
+    placebo: bool
+
+
+def _fmt(x: float) -> str:
+    return "NA" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
+
+
+def _pct(level: float) -> str:
+    return f"{level:g}"
+
+
+def _groups(frame: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
+    if "iteration" not in frame or frame["iteration"].nunique() <= 1:
+        it = frame["iteration"].iloc[0] if "iteration" in frame and len(frame) else None
+        return [(it, frame)]
+    return [(i, g) for i, g in frame.groupby("iteration", sort=True)]
+
+
+def _testable(rows: pd.DataFrame) -> pd.Series:
+    ok = rows["p_value"].notna() if "p_value" in rows else pd.Series(True, index=rows.index)
+    if "note" in rows:
+        ok &= rows["note"].isna()
+    return ok
+
+
+def drift_findings(res: Any, eq: Any, mode: str, placebo: set[str], level: float) -> list[DriftFinding]:
+    """Per arm and iteration: which NCOs were tested, drifted (family-wise p < level), not testable, equivalent."""
+    t = res.tidy()
+    out = []
+    et = eq.tidy() if eq is not None else None
+    for it, g in _groups(t):
+        for arm, rows in g.groupby("arm", sort=False):
+            ok = _testable(rows)
+            tested = tuple(sorted(rows.loc[ok, "term"].unique()))
+            drifted = tuple(sorted(rows.loc[ok & (rows["p_value_fwer"] < level), "term"].unique()))
+            untestable = tuple(sorted(set(rows.loc[~ok, "term"]) - set(tested)))
+            equivalent = None
+            if et is not None:
+                e = et[et["arm"] == arm]
+                if it is not None and "iteration" in e:
+                    e = e[e["iteration"] == it]
+                equivalent = tuple(sorted(e.loc[e["equivalent"].fillna(False).astype(bool), "term"].unique()))
+            n_min = int(rows["n_1"].min()) if len(rows) and rows["n_1"].notna().any() else 0
+            k = int(rows["n_levels"].max()) if "n_levels" in rows and rows["n_levels"].notna().any() else 2
+            out.append(DriftFinding(mode, it, str(arm), str(rows["reference"].iloc[0]), tested, drifted, untestable,
+                                    equivalent, n_min, k, str(arm) in placebo))
+    return out
+
+
+def _prefix(f: DriftFinding, many_iterations: bool) -> str:
+    where = f"In the {MODE_LABELS[f.mode]}"
+    return (f"Iteration {f.iteration}, {where[0].lower() + where[1:]}" if many_iterations else where) + ": "
+
+
+def _effect_text(eff: Any, arm: str, it: Any) -> str:
+    if eff is None:
+        return ""
+    e = eff.tidy()
+    e = e[(e["measure"] == "mean_diff") & (e["arm"] == arm)]
+    if it is not None and "iteration" in e:
+        e = e[e["iteration"] == it]
+    if len(e) and pd.notna(e["estimate"].iloc[0]):
+        return f" of {_fmt(float(e['estimate'].iloc[0]))}"
+    return ""
+
+
+def _drift_lines(findings: list[DriftFinding], s: AuditSettings, eff: Any, power: Any) -> list[str]:
+    out = []
+    many = len({f.iteration for f in findings}) > 1
+    lv = _pct(s.level)
+    for (_mode, _it), group in _by_mode_iteration(findings).items():
+        for f in group:
+            if not f.placebo:
+                out.append(_treated_line(f, s, eff, power, many, lv))
+        placebo = [f for f in group if f.placebo]
+        n_pl = sum(len(f.drifted) for f in placebo)
+        n_all = sum(len(f.tested) for f in placebo)
+        if n_all:
+            out.append(f"{_prefix(placebo[0], many)}placebo arms (meaning-preserving texts) drift on {n_pl} of {n_all} NCO "
+                       "comparisons: " + ("the model's answers move even under sham interventions (response-style "
+                                          "drift), so NCO drift is not specific to the treatment's content." if n_pl else
+                                          "sham interventions leave the NCOs in place."))
+    return out
+
+
+def _treated_line(f: DriftFinding, s: AuditSettings, eff: Any, power: Any, many: bool, lv: str) -> str:
+    p = _prefix(f, many)
+    nt = (f" Not testable: {', '.join(f.not_testable)} (no valid answers in one arm or mode)."
+          if f.not_testable else "")
+    if not f.tested:
+        return f"{p}no NCO could be tested between {f.arm} and {f.reference}.{nt}"
+    if f.drifted:
+        return (f"{p}drift detected on {len(f.drifted)} of {len(f.tested)} NCOs between {f.arm} and {f.reference} "
+                f"(family-wise p < {lv}: {', '.join(f.drifted)}): the arms hold different implied populations, "
+                f"so the observed effect{_effect_text(eff, f.arm, f.iteration)} is not interpretable as causal "
+                f"without adjustment.{nt}")
+    if f.equivalent is None:
+        return (f"{p}no drift detected between {f.arm} and {f.reference} on {len(f.tested)} NCOs (no "
+                f"equivalence test in this mode, so this is not evidence of no drift).{nt}")
+    if set(f.tested) <= set(f.equivalent):
+        return (f"{p}no drift beyond {s.margin} TVD on all {len(f.tested)} NCOs between {f.arm} and "
+                f"{f.reference} (equivalence shown). NCOs bound latent drift only from below; corrections still "
+                f"rest on their assumptions.{nt}")
+    n_eq = len(set(f.equivalent) & set(f.tested))
+    shown = "none of them" if n_eq == 0 else f"only {n_eq}"
+    pw = power(f)
+    pw_text = f" (with {f.n_min} units per arm the equivalence test has power {_fmt(pw)})" if pw is not None else ""
+    return (f"{p}no drift detected between {f.arm} and {f.reference} on {len(f.tested)} NCOs, but "
+            f"equivalence within {s.margin} TVD was shown for {shown}: absence of evidence is not evidence "
+            f"of absence{pw_text}.{nt}")
+
+
+def _by_mode_iteration(findings: list[DriftFinding]) -> dict[tuple[str, Any], list[DriftFinding]]:
+    out: dict[tuple[str, Any], list[DriftFinding]] = {}
+    for f in findings:
+        out.setdefault((f.mode, f.iteration), []).append(f)
+    return out
+
+
+def _bottom_line(findings: list[DriftFinding], s: AuditSettings, nco: StepOutcome | None, eff: Any,
+                 power: Any) -> str:
+    if nco is None or not nco.ok:
+        why = nco.reason if nco is not None else "no drift test ran"
+        return (f"Bottom line: drift could not be assessed ({why}), so the observed effect cannot be checked for "
+                "confounding by the simulated users.")
+    treated = [f for f in findings if not f.placebo]
+    drifting = [f for f in treated if f.drifted]
+    placebo_drift = any(f.drifted for f in findings if f.placebo)
+    if drifting:
+        first = max(drifting, key=lambda f: len(f.drifted) / max(len(f.tested), 1))
+        arms = sorted({f.arm for f in drifting})
+        modes = [m for m in ("sample", "dist") if any(f.mode == m for f in drifting)]
+        where = " and in the ".join(MODE_LABELS[m] for m in modes)
+        who = f"{first.arm} and {first.reference}" if len(arms) == 1 else f"{', '.join(arms)} and {first.reference}"
+        text = (f"Bottom line: the arms are not comparable. Drift on {len(first.drifted)} of {len(first.tested)} NCOs "
+                f"in the {where} means {who} hold different implied populations: read the observed "
+                f"effect{_effect_text(eff, first.arm, first.iteration)} as confounded, not as the intervention's causal "
+                "effect, unless a correction's assumptions hold.")
+        quiet = [m for m in ("sample", "dist") if m not in modes and any(f.mode == m for f in treated)]
+        if quiet:
+            text += (f" The {' and '.join(MODE_LABELS[m] for m in quiet)} show no drift at family-wise level "
+                     f"{_pct(s.level)}, which does not show its absence.")
+        if placebo_drift:
+            text += (" Placebo arms drift too: the model's answers move under any text change (response-style drift), "
+                     "not only under the treatment's content.")
+        return text
+    tested = [f for f in treated if f.tested]
+    if not tested:
+        return "Bottom line: no NCO could be tested between the arms, so drift could not be assessed."
+    main = [f for f in tested if f.mode == s.mode]
+    if main and all(f.equivalent is not None and set(f.tested) <= set(f.equivalent) for f in main):
+        return (f"Bottom line: no drift beyond {s.margin} TVD on any NCO (equivalence shown in the {MODE_LABELS[s.mode]}). "
+                "NCOs bound latent drift only from below: the effect is interpretable as far as the NCOs capture who "
+                "the simulated users are.")
+    f = min(main or tested, key=lambda x: x.n_min)
+    pw = power(f)
+    pw_text = f" (equivalence power {_fmt(pw)})" if pw is not None else ""
+    return (f"Bottom line: inconclusive. No drift detected at family-wise level {_pct(s.level)}, but {f.n_min} units per "
+            f"arm cannot show that drift stays below {s.margin} TVD{pw_text}: simulate more users before reading the "
+            "observed effect as causal.")
+
+
+def _fidelity_lines(res: Any, log: SimLog, s: AuditSettings, placebo: set[str]) -> list[str]:
+    ft = res.tidy()
+    levels = [log.item(i).n_levels for i in log.item_names("fidelity") if log.item(i).n_levels]
+    chance = float(np.mean([1 / k for k in levels])) if levels else math.nan
+    out = []
+    ov = ft[(ft["term"] == "overall") & ~ft["arm"].isin(placebo)]
+    many = "iteration" in ov and ov["iteration"].nunique() > 1
+    for r in ov.to_dict("records"):
+        label = f"Iteration {r['iteration']}: " if many else ""
+        if pd.isna(r["p_value"]):
+            how = f"no test: {r['note']}" if "note" in r and isinstance(r.get("note"), str) else "no test"
+        else:
+            sig = "significantly" if r["p_value"] < s.level else "not significantly"
+            how = f"{sig} different, p = {_fmt(r['p_value'])}"
+        guess = f"; guessing would give about {chance:.0%}" if not math.isnan(chance) else ""
+        out.append(f"{label}Persona fidelity: specified attributes were reported as specified by {r['share_0']:.0%} of "
+                   f"units in {r['reference']} and {r['share_1']:.0%} in {r['arm']} ({how}{guess}).")
+    return out
+
+
+def _did_lines(res: Any, placebo: set[str]) -> list[str]:
+    t = res.tidy()
+    t = t[~t["arm"].isin(placebo) & t["estimate"].notna()]
+    out = []
+    for it, d in _groups(t):
+        label = f"Iteration {it}: " if "iteration" in t and t["iteration"].nunique() > 1 else ""
+        for arm, g in d.groupby("arm", sort=False):
+            if len(g) == 1:
+                r = g.iloc[0]
+                out.append(f"{label}NCO difference-in-differences with {r['nco']} moves the estimate for {arm} to "
+                           f"{_fmt(r['estimate'])} [{_fmt(r['conf_low'])}, {_fmt(r['conf_high'])}] (assumes additive "
+                           "equi-confounding after rescaling the NCO to the outcome's scale; with one NCO the assumption "
+                           "cannot be checked).")
+            else:
+                out.append(f"{label}NCO difference-in-differences moves the estimate for {arm} to between "
+                           f"{_fmt(g['estimate'].min())} and {_fmt(g['estimate'].max())} depending on the NCO "
+                           f"({len(g)} NCOs; assumes additive equi-confounding after rescaling each NCO to the outcome's "
+                           "scale); disagreement across NCOs signals that the assumption fails.")
+    return out
+
+
+def _calibration_lines(res: Any, s: AuditSettings) -> list[str]:
+    ct = res.tidy()
+    cal = ct[ct["calibrated"].fillna(False).astype(bool)]
+    n_used = getattr(getattr(res, "null", None), "n_used", None)
+    out = []
+    many = "iteration" in cal and cal["iteration"].nunique() > 1
+    for r in cal.to_dict("records"):
+        label = f"Iteration {r['iteration']}: " if many else ""
+        if pd.isna(r["estimate"]) or pd.isna(r.get("conf_low")):
+            note = r.get("note") if isinstance(r.get("note"), str) else "the empirical null could not be fitted"
+            out.append(f"{label}Calibration against the placebo arms was not possible for {r['arm']}: {note}.")
+            continue
+        few = n_used is not None and n_used < 20
+        out.append(f"{label}Calibrated against {n_used} placebo contrast(s), the effect of {r['arm']} is "
+                   f"{_fmt(r['estimate'])} [{_fmt(r['conf_low'])}, {_fmt(r['conf_high'])}], p = {_fmt(r['p_value'])}"
+                   + (" (few controls: the empirical null is poorly determined and calibrated p-values are "
+                      "anti-conservative)." if few else "."))
+    return out
+
+
+def _p2sls_lines(res: Any) -> list[str]:
+    r = res.tidy().iloc[0]
+    return [f"Proximal 2SLS estimates the effect at {_fmt(r['estimate'])} [{_fmt(r['conf_low'])}, "
+            f"{_fmt(r['conf_high'])}] (rests on the proxies' exclusion and relevance assumptions)."]
+
+
+def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tuple[StepOutcome, ...]) -> Verdict:
+    """The verdict of an audit from its step outcomes."""
+    from driftstats.nco import nco_power
+
+    by = {o.name: o for o in steps}
+
+    def result(name: str) -> Any:
+        o = by.get(name)
+        return o.result if o is not None and o.ok else None
+
+    placebo = set(log.arms_of_kind("placebo"))
+    eff = result("effect")
+    findings: list[DriftFinding] = []
+    if result("nco") is not None:
+        findings += drift_findings(result("nco"), result("equivalence"), s.mode, placebo, s.level)
+    if result("nco_dist") is not None:
+        findings += drift_findings(result("nco_dist"), None, "dist", placebo, s.level)
+    cache: dict[tuple[int, int], float] = {}
+
+    def power(f: DriftFinding) -> float | None:
+        key = (max(f.n_min, 2), max(f.n_levels, 2))
+        if key not in cache:
+            try:
+                cache[key] = float(nco_power(key[0], margin=s.margin, n_levels=key[1], method="iut", draws=2000,
+                                             conf_level=s.conf_level).tidy()["power"].iloc[0])
+            except (ValueError, ArithmeticError):
+                return None
+        return cache[key]
+
+    lines: list[str] = []
+    invalid = int(summary.facts["invalid_rows"])
+    if invalid:
+        lines.append(f"{invalid} answer row(s) failed validation and were left out of every analysis (kept in the "
+                     "log; see the data section).")
+    lines += _drift_lines(findings, s, eff, power)
+    for name, writer in (("fidelity", lambda r: _fidelity_lines(r, log, s, placebo)),
+                         ("did", lambda r: _did_lines(r, placebo)),
+                         ("calibration", lambda r: _calibration_lines(r, s)),
+                         ("p2sls", _p2sls_lines)):
+        r = result(name)
+        if r is not None:
+            lines += writer(r)
+    for name in ("fidelity", "did", "calibration"):
+        o = by.get(name)
+        if o is not None and o.status == "skipped" and o.reason and o.reason.startswith("cannot conclude"):
+            lines.append(f"{o.title[:1].upper() + o.title[1:]}: {o.reason}.")
+    failed = tuple(f"Not computed: {o.title} ({o.reason})" for o in steps if o.status == "failed")
+    iterations = sorted({f.iteration for f in findings if f.iteration is not None})
+    if len(iterations) > 1:  # adjustment iterations: the conclusion is about the last persona spec
+        last = [f for f in findings if f.iteration == iterations[-1]]
+        earlier = sorted({f.iteration for f in findings if f.iteration != iterations[-1] and f.drifted and not f.placebo})
+        bottom = _bottom_line(last, s, by.get("nco"), eff, power).replace(
+            "Bottom line: ", f"Bottom line (last adjustment iteration, {iterations[-1]}): ", 1)
+        if earlier:
+            bottom += f" Earlier iterations with drift: {', '.join(map(str, earlier))}."
+    else:
+        bottom = _bottom_line(findings, s, by.get("nco"), eff, power)
+    return Verdict(bottom_line=bottom, lines=tuple(lines), not_computed=failed)

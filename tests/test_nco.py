@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from statsmodels.stats.proportion import tost_proportions_2indep
@@ -11,13 +12,20 @@ import driftstats as ds
 from driftstats._kernels.equiv import iut_tost
 from driftstats._kernels.means import paired_t, welch_t
 from driftstats._kernels.tvd import (
+    bh_adjust,
     g_statistic,
+    holm_adjust,
     minp_fwer,
     pearson_chi2,
     perm_pvalue,
     projection_interval,
 )
-from driftstats.errors import InsufficientDataError, InvalidArgumentError
+from driftstats.errors import (
+    InsufficientDataError,
+    InvalidAnswersWarning,
+    InvalidArgumentError,
+    MonteCarloErrorWarning,
+)
 from driftstats.nco._data import pair_from_codes
 from driftstats.nco._engine import analyse_pair
 from driftstats.nco.drift import NcoTestResult
@@ -89,15 +97,84 @@ def test_permutation_pvalue_agrees_with_scipy_permutation_test() -> None:
     assert abs(out.rows[0]["p_value"] - ref.pvalue) < 4 * se + 1e-3
 
 
+def _brute_minp(null: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Westfall-Young single-step min-p by its definition: all B + 1 configurations ranked alike."""
+    configs = np.vstack([obs, null])
+    m, j = configs.shape
+    p = np.array([[(configs[:, c] >= configs[b, c]).sum() / m for c in range(j)] for b in range(m)])
+    minp = p.min(axis=1)
+    return np.array([(minp <= p[0, c]).sum() / m for c in range(j)])
+
+
 def test_minp_fwer_matches_brute_force_definition() -> None:
+    """The old expectation ranked the permuted configurations among themselves only (the defect)."""
     rng = np.random.default_rng(5)
     null = rng.random((200, 3)) * np.array([1.0, 2.0, 0.5])
     obs = np.array([0.9, 1.1, 0.49])
-    p = perm_pvalue(null, obs)
-    pnull = np.array([[(1 + (null[:, j] >= null[b, j]).sum()) / 201 for j in range(3)] for b in range(200)])
-    minp = pnull.min(axis=1)
-    brute = np.maximum((1 + (minp[:, None] <= p[None, :]).sum(axis=0)) / 201, p)
-    np.testing.assert_allclose(minp_fwer(null, obs), brute)
+    np.testing.assert_allclose(minp_fwer(null, obs), _brute_minp(null, obs), rtol=1e-12)
+    np.testing.assert_allclose(perm_pvalue(null, obs), [(1 + (null[:, c] >= obs[c]).sum()) / 201 for c in range(3)])
+    # ties (discrete statistics) and a column without a test (NaN observed) are ranked by the same rule
+    tied = rng.integers(0, 4, size=(99, 4)).astype(float)
+    obs_t = np.array([3.0, 2.0, 1.0, np.nan])
+    got = minp_fwer(tied, obs_t)
+    assert np.isnan(got[3])
+    np.testing.assert_allclose(got[:3], _brute_minp(tied[:, :3], obs_t[:3]), rtol=1e-12)
+
+
+def test_minp_fwer_reproducer_is_not_anticonservative() -> None:
+    """Issue 15 reproducer: one observed statistic beyond every permuted one, 10 tests, B = 199.
+
+    The min over 10 columns reaches 1/200 in about 10 of the 200 configurations, so the family-wise
+    p-value is about 0.05; the defective rule gave 1/200 = 0.005."""
+    rng = np.random.default_rng(0)
+    null = rng.random((199, 10))
+    obs = rng.random(10)
+    obs[0] = 2.0
+    got = minp_fwer(null, obs)
+    np.testing.assert_allclose(got, _brute_minp(null, obs), rtol=1e-12)
+    assert 0.02 < got[0] < 0.1
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.01])
+def test_minp_fwer_size_on_exchangeable_configurations(alpha) -> None:
+    """Exchangeable configurations (the observed one is row 0 of B + 1 correlated draws), J = 10, B = 199:
+    P(min_j p_fwer_j <= alpha) <= alpha (1500 replications, 3 SE). The defective rule exceeds alpha here."""
+    rng = np.random.default_rng(40 + int(alpha * 100))
+    reps, j, b = 1500, 10, 199
+    cov = 0.6 + 0.4 * np.eye(j)
+    chol = np.linalg.cholesky(cov)
+    hits = 0
+    for _ in range(reps):
+        configs = rng.standard_normal((b + 1, j)) @ chol.T
+        hits += np.min(minp_fwer(configs[1:], configs[0])) <= alpha
+    assert hits / reps <= alpha + band(alpha, reps)
+
+
+def test_holm_and_bh_match_statsmodels() -> None:
+    """Holm and BH computed directly (numpy), with NaN rows left out, agree with statsmodels."""
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(41)
+    for m in (1, 2, 5, 17):
+        p = np.round(rng.random(m) ** 2, 2)  # ties included
+        p[rng.random(m) < 0.2] = np.nan
+        ok = ~np.isnan(p)
+        for ours, method in ((holm_adjust(p), "holm"), (bh_adjust(p), "fdr_bh")):
+            assert np.isnan(ours[~ok]).all()
+            if ok.any():
+                np.testing.assert_allclose(ours[ok], multipletests(p[ok], method=method)[1], rtol=1e-12)
+
+
+def test_nco_test_never_calls_gc_collect(monkeypatch) -> None:
+    """statsmodels' multipletests calls gc.collect() on every call (a tiny nco_test was 17x slower for it)."""
+    import gc
+
+    def boom(*_a, **_k):
+        raise AssertionError("gc.collect() called")
+
+    log = ds.simulate_nco_log(n_per_arm=30, n_nco=3, seed=2)
+    monkeypatch.setattr(gc, "collect", boom)
+    ds.nco_test(log, n_perm=99, n_boot=0)
 
 
 def test_projection_interval_by_hand() -> None:
@@ -341,8 +418,403 @@ def test_counts_engine_size_and_familywise_size() -> None:
 
 
 def test_engine_errors() -> None:
+    """The count-table engine now permutes within matched pairs too; general strata still need the exact engine."""
     log = ds.simulate_nco_log(n_per_arm=30, n_nco=1, paired=True, seed=32)
-    with pytest.raises(InvalidArgumentError, match="engine='counts' cannot be used here: it permutes without strata"):
-        ds.nco_test(log, strata="persona_id", engine="counts")
+    ds.nco_test(log, strata="persona_id", engine="counts", n_perm=99, n_boot=0)  # pairs: supported
+    with pytest.raises(InvalidArgumentError, match="engine='counts' cannot be used here: with strata='iteration' it "
+                                                   "needs matched pairs"):
+        ds.nco_test(log, strata="iteration", engine="counts")
+    with pytest.raises(InvalidArgumentError, match="engine='counts' cannot be used here: it needs sampled answers"):
+        ds.nco_test(ds.simulate_nco_log(n_per_arm=20, n_nco=1, mode="dist", seed=3), mode="dist", engine="counts")
     with pytest.raises(InvalidArgumentError, match="engine must be one of"):
         ds.nco_test(log, engine="fast")
+
+
+# ----------------------------------------------------------------------------- issue 15: family-wise size, both engines
+def _correlated(rng, n, q, j, noise=0.3):
+    k = len(q)
+    base = rng.choice(k, size=n, p=q)
+    cols = [base] + [np.where(rng.random(n) < noise, rng.choice(k, size=n, p=q), base) for _ in range(j - 1)]
+    return np.stack(cols, axis=1)
+
+
+def _paired_codes(rng, n, q, j):
+    k = len(q)
+    cum = np.cumsum(rng.dirichlet(2.0 * k * np.asarray(q), size=n), axis=1)
+
+    def arm():
+        base = (rng.random((n, 1)) > cum).sum(axis=1).clip(max=k - 1)
+        cols = [base]
+        for _ in range(1, j):
+            redraw = (rng.random((n, 1)) > cum).sum(axis=1).clip(max=k - 1)
+            cols.append(np.where(rng.random(n) < 0.3, redraw, base))
+        return np.stack(cols, axis=1)
+
+    return arm(), arm()
+
+
+def _family_rate(outs, alpha=0.05):
+    return float(np.mean([np.nanmin([r["p_value_fwer"] for r in o.rows]) <= alpha for o in outs]))
+
+
+@pytest.mark.parametrize("design", ["independent", "paired", "missing"])
+def test_exact_engine_fwer_is_the_brute_force_min_p(design) -> None:
+    """The exact engine's p_value_fwer is the single-step min-p of its own permutations (all B + 1 ranked alike);
+    an NCO without answers in one arm takes no part."""
+    rng = np.random.default_rng({"independent": 54, "paired": 55, "missing": 56}[design])
+    if design == "paired":
+        c1, c0 = _paired_codes(rng, 30, np.full(3, 1 / 3), 4)
+        pdata = pair_from_codes(c1, c0, 3, strata1=np.arange(30), strata0=np.arange(30))
+    else:
+        c1, c0 = _correlated(rng, 30, [0.5, 0.3, 0.2], 4), _correlated(rng, 25, [0.5, 0.3, 0.2], 4)
+        if design == "missing":
+            c1[:, 2] = -1
+        pdata = pair_from_codes(c1, c0, 3)
+    out = analyse_pair(pdata, n_perm=99, n_boot=0, conf_level=0.95, rng=rng)
+    got = np.array([r["p_value_fwer"] for r in out.rows])
+    ok = np.isfinite(out.observed)
+    assert ok.sum() == (3 if design == "missing" else 4)
+    np.testing.assert_allclose(got[ok], _brute_minp(np.where(np.isnan(out.null[:, ok]), -np.inf, out.null[:, ok]),
+                                                    out.observed[ok]), rtol=1e-12)
+    assert np.isnan(got[~ok]).all()
+
+
+@pytest.mark.parametrize("design", ["independent", "paired", "counts"])
+def test_familywise_size_ten_independent_ncos_few_permutations(design) -> None:
+    """J = 10 NCOs, B = 39, 120 replications under H0: FWER <= .05 (+ 3 SE), both engines.
+
+    The defective rule rejected whenever the observed configuration was the largest of one column
+    (about 1 - (39/40)^10 = .22 of the time)."""
+    from driftstats.log.simlog import ItemInfo
+    from driftstats.nco._engine_counts import analyse_counts
+
+    rng = np.random.default_rng({"independent": 57, "paired": 58, "counts": 59}[design])
+    reps, j = 120, 10
+    items = [ItemInfo(f"n{i}", None, ("a", "b", "c"), "nominal", "nco", None) for i in range(j)]
+    arm = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    outs = []
+    for _ in range(reps):
+        if design == "independent":
+            outs.append(analyse_pair(pair_from_codes(rng.integers(0, 3, (30, j)), rng.integers(0, 3, (35, j)), 3),
+                                     n_perm=39, n_boot=0, conf_level=0.95, rng=rng))
+        elif design == "paired":  # every NCO with its own persona-specific distributions
+            c1, c0 = (np.hstack(x) for x in zip(*[_paired_codes(rng, 30, np.full(3, 1 / 3), 1) for _ in range(j)],
+                                                 strict=True))
+            outs.append(analyse_pair(pair_from_codes(c1, c0, 3, strata1=np.arange(30), strata0=np.arange(30)),
+                                     n_perm=39, n_boot=0, conf_level=0.95, rng=rng))
+        else:
+            outs.append(analyse_counts(rng.integers(0, 3, (200, j)), arm, items, {}, ("t", "c"), n_perm=39,
+                                       n_boot=0, conf_level=0.95, rng=rng))
+    assert _family_rate(outs) <= 0.05 + band(0.05, reps)
+
+
+@pytest.mark.slow
+def test_familywise_size_grid_slow() -> None:
+    """The bench/nco_fwer_size.py grid at 1000 replications: every design within 3 SE of (or below) alpha."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("nco_fwer_size", Path(__file__).parents[1] / "bench" / "nco_fwer_size.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for rate05, rate01 in mod.run_grid(1000):
+        assert rate05 <= 0.05 + band(0.05, 1000)
+        assert rate01 <= 0.01 + band(0.01, 1000)
+
+
+# ----------------------------------------------------------------------------- issue 16 / 24: rows that cannot be tested
+def _log_without(log, item, arm, *, invalid=False):
+    a = log.to_pandas()
+    sel = (a["item"] == item) & (a["arm"] == arm)
+    if invalid:
+        a.loc[sel, "valid"] = False
+    else:
+        a = a[~sel]
+    return ds.read_log(a, items=log.items, arms=log.arms)
+
+
+@pytest.mark.parametrize(("engine", "n_boot"), [("exact", 0), ("exact", 50), ("counts", 0), ("counts", 50)])
+def test_nco_without_valid_answers_in_one_arm_is_not_testable(engine, n_boot) -> None:
+    """Issue 16: estimate NaN but p = fwer = 1/(B+1) and drifted() listed it. Now: NaN tests, a note, no adjustment."""
+    import warnings
+
+    log = _log_without(ds.simulate_nco_log(n_per_arm=60, n_nco=3, seed=60), "nco_2", "treatment", invalid=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = ds.nco_test(log, n_perm=199, n_boot=n_boot, engine=engine)
+    for adjust in ("fwer", "holm", "bh", "none"):
+        assert "nco_2" not in set(res.drifted(level=1.0, adjust=adjust)["term"]), adjust
+    t = res.tidy().set_index("term")
+    row = t.loc["nco_2"]
+    for col in ("estimate", "statistic", "p_value", "p_value_fwer", "p_value_holm", "p_value_bh", "conf_low",
+                "conf_high", "conf_low_approx", "excess"):
+        assert np.isnan(row[col]), col
+    assert row["note"] == "not testable: arm 'treatment' has no valid answers to this NCO"
+    ok = t.drop(index="nco_2")
+    assert ok["note"].isna().all()
+    # the adjustments run over the two testable rows only
+    np.testing.assert_allclose(ok["p_value_holm"], holm_adjust(ok["p_value"].to_numpy()))
+    assert res.glance()["n_tests"].iloc[0] == 2
+    assert any("invalid answer row(s) left out" in d for d in res.diagnostics)
+    assert [str(w.message) for w in caught if w.category is InvalidAnswersWarning] == [
+        "nco_test: 60 invalid answer row(s) (valid = false) of 360 in mode 'sample' were left out of the drift tests."]
+    assert all(w.category in (InvalidAnswersWarning, MonteCarloErrorWarning) for w in caught)
+
+
+@pytest.mark.filterwarnings("ignore::driftstats.errors.MonteCarloErrorWarning")  # p-values here are incidental
+def test_missing_arm_or_mode_gives_not_testable_rows_not_index_errors() -> None:
+    """Issue 24: an NCO asked in one arm only, or only in mode 'dist', raised IndexError inside nco_test."""
+    base = ds.simulate_nco_log(n_per_arm=40, n_nco=2, n_numeric=1, paired=True, seed=61)
+    one_arm = _log_without(base, "nco_2", "treatment")
+    for kwargs in ({}, {"strata": None}, {"strata": None, "engine": "counts", "nco": ["nco_1", "nco_2"]},
+                   {"engine": "counts", "nco": ["nco_1", "nco_2"]}):
+        t = ds.nco_test(one_arm, n_perm=99, n_boot=30, **kwargs).tidy().set_index("term")
+        assert t.loc["nco_2", "note"].startswith("not testable: arm 'treatment'"), kwargs
+        assert np.isnan(t.loc["nco_2", "p_value"])
+        assert t.loc["nco_1", "p_value"] > 0
+    num_one_arm = ds.nco_test(_log_without(base, "stated_age_1", "control"), n_perm=99, n_boot=0).tidy()
+    assert num_one_arm.set_index("term").loc["stated_age_1", "note"].startswith("not testable: arm 'control'")
+    # an NCO answered only in mode 'dist' while mode='sample' is tested
+    a = base.to_pandas()
+    dist = ds.simulate_nco_log(n_per_arm=40, n_nco=1, mode="dist", seed=62).to_pandas().assign(item="nco_3")
+    items = pd.concat([base.items, base.items.iloc[:1].assign(item="nco_3")])
+    log = ds.read_log(pd.concat([a, dist]), items=items, arms=base.arms)
+    t = ds.nco_test(log, n_perm=99, n_boot=30, strata=None).tidy().set_index("term")
+    assert t.loc["nco_3", "note"] == "not testable: arms 'treatment' and 'control' have no valid answers to this NCO"
+    # a whole arm missing from one iteration: rows for every NCO of that group, with the reason
+    two = ds.simulate_nco_log(n_per_arm=30, n_nco=2, iterations=2, seed=63).to_pandas()
+    two = two[~((two["iteration"] == 1) & (two["arm"] == "treatment"))]
+    res = ds.nco_test(ds.read_log(two, items=log.items.iloc[:2], arms=base.arms), n_perm=99, n_boot=0)
+    it1 = res.tidy().query("iteration == 1")
+    assert len(it1) == 2
+    assert (it1["note"] == "not testable: arm 'treatment' has no valid answers in this group").all()
+
+
+def test_nothing_testable_raises_insufficient_data() -> None:
+    log = _log_without(ds.simulate_nco_log(n_per_arm=20, n_nco=1, seed=64), "nco_1", "treatment", invalid=True)
+    with pytest.warns(InvalidAnswersWarning), pytest.raises(InsufficientDataError, match=r"no NCO can be tested in mode 'sample'.*arm 'treatment'"):
+        ds.nco_test(log, n_perm=99)
+
+
+@pytest.mark.filterwarnings("ignore::driftstats.errors.MonteCarloErrorWarning")
+def test_audit_survives_an_nco_asked_in_one_arm_only() -> None:
+    import warnings
+
+    log = _log_without(ds.simulate_nco_log(n_per_arm=20, n_nco=2, seed=65), "nco_2", "treatment")
+    with warnings.catch_warnings():
+        # equivalence_test (another module) averages the empty arm of such an NCO: numpy warns, its row is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a = ds.audit(log, n_perm=99, n_boot=0)
+    assert "nco" in a.results
+    assert a.results["nco"].tidy().set_index("term").loc["nco_2", "note"].startswith("not testable")
+
+
+# ----------------------------------------------------------------------------- issue 21: exact ties
+@pytest.mark.parametrize(("seed", "missing"), [(28, False), (43, True)])
+def test_exact_engine_ties_agree_with_scipy_exact_permutation_test(seed, missing) -> None:
+    """Tie-heavy data (9 + 8 units, K = 3): the engine's p against SciPy's exact p (all 24310 splits), within
+    4 Monte Carlo SEs at B = 9999. float32 arithmetic broke ties: p was .064 and .206 too small."""
+    rng = np.random.default_rng(seed)
+    if missing:  # some units skipped the NCO (-1): the number of answers per arm varies over relabellings
+        a = rng.choice([-1, 0, 1, 2], 9, p=[0.2, 0.5, 0.2, 0.1])
+        b = rng.choice([-1, 0, 1, 2], 8, p=[0.2, 0.3, 0.3, 0.2])
+    else:
+        a = rng.choice(3, 9, p=[0.6, 0.3, 0.1])
+        b = rng.choice(3, 8, p=[0.4, 0.4, 0.2])
+
+    def tv(x, y, axis):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            px, py = (x >= 0).sum(axis=axis), (y >= 0).sum(axis=axis)
+            return 0.5 * sum(np.abs((x == k).sum(axis=axis) / px - (y == k).sum(axis=axis) / py) for k in range(3))
+
+    ref = stats.permutation_test((a, b), tv, permutation_type="independent", n_resamples=np.inf,
+                                 alternative="greater", vectorized=True)
+    out = analyse_pair(pair_from_codes(a, b, 3), n_perm=9999, n_boot=0, conf_level=0.95, rng=rng)
+    assert out.rows[0]["estimate"] == pytest.approx(ref.statistic, rel=1e-15)
+    se = np.sqrt(ref.pvalue * (1 - ref.pvalue) / 9999)
+    assert abs(out.rows[0]["p_value"] - ref.pvalue) < 4 * se
+
+
+def test_equal_tvds_are_equal_floats() -> None:
+    """Labellings with the same TVD give the same float, bit for bit: the null takes exactly as many
+    distinct values as the exact rational TVDs of every split of the data (enumerated with Fractions)."""
+    import itertools
+    from fractions import Fraction
+
+    codes = np.array([0, 0, 1, 1, 2, 2, 0, 1, -1, 2, 0, -1])
+    k, n1 = 3, 6
+    exact = set()
+    for arm1 in itertools.combinations(range(codes.size), n1):
+        m = np.zeros(codes.size, bool)
+        m[list(arm1)] = True
+        a, b = codes[m & (codes >= 0)], codes[~m & (codes >= 0)]
+        if a.size and b.size:
+            exact.add(sum(abs(Fraction(int((a == j).sum()), a.size) - Fraction(int((b == j).sum()), b.size))
+                          for j in range(k)) / 2)
+    out = analyse_pair(pair_from_codes(codes[:n1], codes[n1:], k), n_perm=20000, n_boot=0, conf_level=0.95,
+                       rng=np.random.default_rng(66))
+    null = out.null[:, 0]
+    got = set(null[np.isfinite(null)].tolist())
+    assert got == {float(f) for f in exact}
+
+
+# ----------------------------------------------------------------------------- issue 30: replicate logs
+def test_replicate_logs_count_engine_agrees_with_exact_engine() -> None:
+    """R = 3 replicates: the count-table engine (multivariate hypergeometric over answer patterns; binomial
+    within pairs) gives the exact engine's estimates and intervals, and p-values within Monte Carlo error."""
+    for paired in (False, True):
+        log = ds.simulate_nco_log(n_per_arm=300, tvd=[0.0, 0.08], n_nco=2, replicates=3, paired=paired, seed=67)
+        a = ds.nco_test(log, engine="exact", n_perm=1999, n_boot=0).tidy().set_index("term")
+        b = ds.nco_test(log, engine="counts", n_perm=1999, n_boot=0).tidy().set_index("term")
+        for col in ("estimate", "conf_low", "conf_high", "statistic", "mean_shift", "mean_shift_low"):
+            np.testing.assert_allclose(a[col], b[col], rtol=1e-12, err_msg=f"{col} paired={paired}")
+        mc = 4 * np.sqrt(0.25 / 1999) * np.sqrt(2)
+        assert (abs(a["p_value"] - b["p_value"]) < mc).all()
+        assert (abs(a["null_mean"] - b["null_mean"]) < 0.003).all()
+
+
+def test_replicate_logs_count_engine_size() -> None:
+    """Marginal size of the pattern engine on replicate answers (R = 4, K = 3), 250 replications."""
+    from driftstats.log.simlog import ItemInfo
+    from driftstats.nco._engine_counts import analyse_counts
+
+    rng = np.random.default_rng(68)
+    pats = np.array([[a, b, 4 - a - b] for a in range(5) for b in range(5 - a)])  # counts of 4 replicates
+    lookup = np.full(25, -1)
+    lookup[pats[:, 0] * 5 + pats[:, 1]] = np.arange(len(pats))
+    items = [ItemInfo("n0", None, ("a", "b", "c"), "nominal", "nco", None)]
+    arm = np.zeros(120, bool)
+    arm[:50] = True
+    reps, hit = 250, 0
+    for _ in range(reps):
+        q = rng.dirichlet(np.ones(3), size=120)  # unit-specific distributions, the same law in both arms
+        draws = (rng.random((120, 4, 1)) > np.cumsum(q, axis=1)[:, None, :]).sum(axis=2)  # 4 replicates per unit
+        counts = np.stack([(draws == k).sum(axis=1) for k in range(3)], axis=1)
+        ids = lookup[counts[:, 0] * 5 + counts[:, 1]][:, None]
+        ids[rng.random(120) < 0.1] = -1  # some units skipped the NCO
+        out = analyse_counts(ids, arm, items, {}, ("t", "c"), n_perm=199, n_boot=0, conf_level=0.95, rng=rng,
+                             patterns=[pats])
+        hit += out.rows[0]["p_value"] <= 0.05
+    assert abs(hit / reps - 0.05) <= band(0.05, reps)
+
+
+def test_auto_engine_takes_replicate_logs_to_the_count_engine(monkeypatch) -> None:
+    import driftstats.nco.drift as drift
+
+    log = ds.simulate_nco_log(n_per_arm=50, n_nco=2, replicates=2, seed=69)
+    monkeypatch.setattr(drift, "COUNTS_THRESHOLD", 1.0)
+    res = ds.nco_test(log, n_perm=99, n_boot=0)
+    assert res.diagnostics[0].startswith("count-table engine")
+
+
+# ----------------------------------------------------------------------------- issue 9: defaults and structure
+def test_nco_test_defaults_seed_strata_and_resamples() -> None:
+    import inspect
+
+    from driftstats._args import DEFAULT_N_BOOT, DEFAULT_N_PERM, DEFAULT_SEED
+
+    params = inspect.signature(ds.nco_test).parameters
+    assert params["seed"].default == DEFAULT_SEED
+    assert params["n_boot"].default == DEFAULT_N_BOOT
+    assert params["n_perm"].default == DEFAULT_N_PERM
+    assert params["strata"].default == "auto"
+    log = ds.simulate_nco_log(n_per_arm=40, tvd=0.1, n_nco=2, seed=70)
+    a = ds.nco_test(log, n_perm=199, n_boot=100)
+    b = ds.nco_test(log, n_perm=199, n_boot=100)
+    assert a.tidy().equals(b.tidy())
+    assert a.glance()["seed"].iloc[0] == 0
+    assert a.provenance.seed == 0
+    assert pd.isna(ds.nco_test(log, n_perm=199, n_boot=0, seed=None).glance()["seed"].iloc[0])
+    assert pd.isna(a.glance()["strata"].iloc[0])  # an unpaired design is not paired
+
+
+def test_strata_auto_pairs_a_paired_log_and_none_opts_out() -> None:
+    log = ds.simulate_nco_log(n_per_arm=60, tvd=0.1, n_nco=2, paired=True, seed=71)
+    auto = ds.nco_test(log, n_perm=199, n_boot=0)
+    assert auto.glance()["strata"].iloc[0] == "persona_id"
+    assert any("paired design detected" in d for d in auto.diagnostics)
+    assert any("within matched pairs" in d for d in auto.diagnostics)
+    explicit = ds.nco_test(log, n_perm=199, n_boot=0, strata="persona_id")
+    assert auto.tidy().equals(explicit.tidy())
+    off = ds.nco_test(log, n_perm=199, n_boot=0, strata=None)
+    assert pd.isna(off.glance()["strata"].iloc[0])
+    assert any("strata=None: the test is unpaired" in d for d in off.diagnostics)
+
+
+def test_unknown_by_column_is_an_error() -> None:
+    log = ds.simulate_nco_log(n_per_arm=20, n_nco=1, seed=72)
+    with pytest.raises(InvalidArgumentError, match=r"by=\['wave'\] names \['wave'\]"):
+        ds.nco_test(log, by="wave")
+    with pytest.raises(InvalidArgumentError, match=r"by=\['wave'\]"):
+        ds.nco_test(log, by="wave", engine="counts")
+
+
+def test_provenance_carries_the_data_fingerprint() -> None:
+    log = ds.simulate_nco_log(n_per_arm=20, n_nco=1, seed=73)
+    prov = ds.nco_test(log, n_perm=99, n_boot=0).provenance.as_dict()
+    assert prov["data_sha256"] == log.fingerprint()
+    assert prov["call"] == "nco_test"
+    assert prov["seed"] == 0
+
+
+def test_monte_carlo_error_warnings() -> None:
+    from driftstats.nco.drift import _monte_carlo_issues
+
+    # a p-value within 2 MC SEs of the level, and one far from it
+    close = _monte_carlo_issues([{"term": "a", "p_value": 0.3, "p_value_fwer": 0.055}], 499, 0.05, np.inf)
+    assert len(close) == 1
+    assert "within 2 Monte Carlo SEs of the level 0.05" in close[0]
+    assert _monte_carlo_issues([{"term": "a", "p_value": 0.055, "p_value_fwer": 0.4}], 499, 0.05, np.inf) == []
+    log = ds.simulate_nco_log(n_per_arm=30, n_nco=1, tvd=0.3, seed=74)
+    with pytest.warns(MonteCarloErrorWarning, match="n_perm=49 cannot reach the level 0.01"):
+        res = ds.nco_test(log, n_perm=49, n_boot=0, conf_level=0.99)
+    assert any("cannot reach the level" in d for d in res.diagnostics)
+    tiny = ds.simulate_nco_log(n_per_arm=3, n_nco=1, paired=True, seed=75)
+    with pytest.warns(MonteCarloErrorWarning, match="only 8 distinct relabellings"):
+        ds.nco_test(tiny, n_perm=99, n_boot=0)
+
+
+def test_no_sql_in_the_statistics_modules() -> None:
+    import inspect
+
+    import driftstats.nco._data as data_mod
+    import driftstats.nco.drift as drift_mod
+
+    for mod in (data_mod, drift_mod):
+        src = inspect.getsource(mod)
+        assert "SELECT" not in src, mod.__name__
+        assert ".execute(" not in src, mod.__name__
+
+
+# ----------------------------------------------------------------------------- the valid interval comes from tvd_ci
+def test_both_engines_take_the_interval_from_tvd_ci(monkeypatch) -> None:
+    """Every row's conf_low / conf_high is what driftstats._kernels.tvd_ci returns (so its method reaches every row)."""
+    from driftstats._kernels import tvd_ci
+
+    calls = []
+    monkeypatch.setattr(tvd_ci, "tvd_conf_int", lambda x1, x0, c, paired=False: calls.append(("u", paired)) or (0.11, 0.22))
+    monkeypatch.setattr(tvd_ci, "tvd_conf_int_counts", lambda c1, c0, c: calls.append(("c", False)) or (0.33, 0.44))
+    log = ds.simulate_nco_log(n_per_arm=40, n_nco=2, seed=76)
+    paired = ds.simulate_nco_log(n_per_arm=40, n_nco=2, paired=True, seed=76)
+    reps = ds.simulate_nco_log(n_per_arm=40, n_nco=2, replicates=2, seed=76)
+    for lg, engine, expect, kind in ((log, "exact", (0.11, 0.22), ("u", False)), (paired, "exact", (0.11, 0.22), ("u", True)),
+                                     (log, "counts", (0.33, 0.44), ("c", False)),
+                                     (paired, "counts", (0.11, 0.22), ("u", True)),
+                                     (reps, "counts", (0.11, 0.22), ("u", False))):
+        calls.clear()
+        t = ds.nco_test(lg, n_perm=99, n_boot=0, engine=engine).tidy()
+        assert (t["conf_low"] == expect[0]).all(), engine
+        assert (t["conf_high"] == expect[1]).all(), engine
+        assert calls == [kind, kind]
+
+
+def test_interval_equals_tvd_conf_int_of_the_unit_vectors() -> None:
+    from driftstats._kernels.tvd_ci import tvd_conf_int, tvd_conf_int_counts
+
+    rng = np.random.default_rng(77)
+    c1, c0 = rng.integers(0, 4, 80), rng.integers(0, 4, 70)
+    row = analyse_pair(pair_from_codes(c1, c0, 4), n_perm=99, n_boot=0, conf_level=0.9, rng=rng).rows[0]
+    eye = np.eye(4)
+    assert (row["conf_low"], row["conf_high"]) == tvd_conf_int(eye[c1], eye[c0], 0.9)
+    assert (row["conf_low"], row["conf_high"]) == pytest.approx(
+        tvd_conf_int_counts(np.bincount(c1, minlength=4), np.bincount(c0, minlength=4), 0.9), rel=1e-12)

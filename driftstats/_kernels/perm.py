@@ -1,9 +1,10 @@
-"""Permutation and bootstrap weight generators (numpy only).
+"""Permutation generators (numpy only).
 
-Units are the exchangeable objects. A chunk is a ``(c, n)`` float32 matrix: row b holds
-the arm-1 membership (permutation) or the resampling counts (bootstrap) of each unit in
-draw b. Statistics are then matrix products with the unit x feature matrix, so memory is
-``chunk x n`` whatever the number of draws.
+Units are the exchangeable objects. A chunk is a ``(c, n)`` matrix (float64 by default): row b
+holds the arm-1 membership of each unit in permutation b. Statistics are then matrix products
+with the unit x feature matrix, so memory is ``chunk x n`` whatever the number of draws.
+Memberships are 0/1, so products with integer-valued features are exact (float64 below 2**53,
+float32 below 2**24).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["StrataLayout", "boot_chunks", "layout", "perm_chunks"]
+__all__ = ["StrataLayout", "layout", "log_n_relabellings", "perm_chunks"]
 
 
 class StrataLayout:
@@ -48,8 +49,25 @@ def layout(arm1: np.ndarray, strata: np.ndarray | None) -> StrataLayout:
     return StrataLayout(arm1, strata)
 
 
-def perm_chunks(lay: StrataLayout, n_perm: int, rng: np.random.Generator, chunk: int = 256) -> Iterator[np.ndarray]:
-    """Yield ``(c, n)`` float32 arm-1 membership matrices, ``n_perm`` rows in all.
+def log_n_relabellings(lay: StrataLayout) -> float:
+    """Natural log of the number of distinct relabellings the permutation scheme draws from."""
+    from math import lgamma
+
+    def log_comb(n: int, k: int) -> float:
+        return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1)
+
+    if lay.kind == "none":
+        return log_comb(lay.n, int(lay.arm1.sum()))
+    if lay.kind == "pairs":
+        return float(lay.pair1.size * np.log(2.0))
+    sizes = np.bincount(lay.strata)
+    ones = np.bincount(lay.strata, weights=lay.arm1.astype(float)).astype(int)
+    return float(sum(log_comb(int(n), int(k)) for n, k in zip(sizes, ones, strict=True)))
+
+
+def perm_chunks(lay: StrataLayout, n_perm: int, rng: np.random.Generator, chunk: int = 256,
+                dtype: type = np.float64) -> Iterator[np.ndarray]:
+    """Yield ``(c, n)`` arm-1 membership matrices (0/1 of ``dtype``), ``n_perm`` rows in all.
 
     Without strata: uniformly random relabellings with the arm sizes fixed. With pairs:
     each pair swaps its labels with probability 1/2. With general strata: labels are
@@ -72,34 +90,4 @@ def perm_chunks(lay: StrataLayout, n_perm: int, rng: np.random.Generator, chunk:
             m = np.empty((c, lay.n), dtype=bool)
             m[:, lay.order] = m_sorted
         done += c
-        yield m.astype(np.float32)
-
-
-def boot_chunks(
-    lay: StrataLayout, n_boot: int, rng: np.random.Generator, chunk: int = 256
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield bootstrap count matrices ``(w1, w0)``, each ``(c, n)`` float32.
-
-    Units are resampled with replacement within their arm (pairs are resampled as pairs,
-    keeping the pairing); ``w1`` counts arm-1 draws, ``w0`` arm-0 draws.
-    """
-    idx1 = np.flatnonzero(lay.arm1)
-    idx0 = np.flatnonzero(~lay.arm1)
-    done = 0
-    while done < n_boot:
-        c = min(chunk, n_boot - done)
-        w1 = np.zeros((c, lay.n), dtype=np.float32)
-        w0 = np.zeros((c, lay.n), dtype=np.float32)
-        rows = np.arange(c)[:, None]
-        if lay.kind == "pairs":
-            k = lay.pair1.size
-            draw = rng.integers(0, k, size=(c, k))
-            np.add.at(w1, (rows, lay.pair1[draw]), 1.0)
-            np.add.at(w0, (rows, lay.pair0[draw]), 1.0)
-        else:
-            d1 = idx1[rng.integers(0, idx1.size, size=(c, idx1.size))]
-            d0 = idx0[rng.integers(0, idx0.size, size=(c, idx0.size))]
-            np.add.at(w1, (rows, d1), 1.0)
-            np.add.at(w0, (rows, d0), 1.0)
-        done += c
-        yield w1, w0
+        yield m.astype(dtype)

@@ -44,6 +44,7 @@ def simulate_nco_log(
     n_numeric: int = 0,
     numeric_shift: float = 0.0,
     mode: str = "sample",
+    replicates: int = 1,
     seed: int | np.random.Generator | None = None,
 ) -> SimLog:
     """A log of NCO answers whose arms differ by a known TVD.
@@ -59,7 +60,8 @@ def simulate_nco_log(
     paired
         Same persona in every arm (``persona_id``); each persona has its own level
         distribution ``q_p ~ Dirichlet(concentration * q0)``, so answers are correlated
-        within persona and the marginal TVD is still exactly ``tvd``.
+        within persona and the marginal TVD is still exactly ``tvd``. Without pairing every
+        unit has its own ``persona_id``.
     iterations
         Adjustment iterations (independent replicates of the design, ``iteration`` 0..).
     n_numeric, numeric_shift
@@ -68,14 +70,33 @@ def simulate_nco_log(
     mode
         ``"sample"``: one sampled answer per unit and NCO; ``"dist"``: each unit reports a
         probability vector ``~ Dirichlet(concentration * q)`` (its mean is the arm's ``q``).
+    replicates
+        Sampled answers per unit and categorical NCO (``replicate`` 0..R-1), drawn independently
+        from the unit's distribution (mode ``"sample"`` only).
     seed
         Seed or Generator.
+
+    Returns
+    -------
+    SimLog
+        A validated log with the NCO items (role ``nco``) and the arms (the first is the control).
+
+    Examples
+    --------
+    >>> import driftstats as ds
+    >>> log = ds.simulate_nco_log(n_per_arm=10, n_nco=1, replicates=3, seed=1)
+    >>> log.n_rows
+    60
     """
     rng = rng_from(seed)
     n_per_arm = check_positive_int("n_per_arm", n_per_arm, minimum=2)
     n_levels = check_positive_int("n_levels", n_levels, minimum=2)
     if mode not in ("sample", "dist"):
         raise InvalidArgumentError(f"mode must be 'sample' or 'dist'; got {mode!r}.")
+    replicates = check_positive_int("replicates", replicates, minimum=1)
+    if replicates > 1 and mode != "sample":
+        raise InvalidArgumentError(f"replicates={replicates} needs mode='sample' (got mode={mode!r}); "
+                                   "distribution-mode answers are not replicated.")
     tv = np.broadcast_to(np.asarray(tvd, dtype=float), (n_nco,))
     base = np.full(n_levels, 1.0 / n_levels) if q0 is None else np.asarray(q0, float) / np.sum(q0)
     if base.size != n_levels:
@@ -84,7 +105,8 @@ def simulate_nco_log(
     cols: dict[str, list] = {c: [] for c in ("iteration", "unit_id", "persona_id", "arm", "item", "mode",
                                                "response", "prob", "replicate")}
 
-    def add(it: int, unit: str, persona: str, arm: str, item: str, resp: str, prob: float | None) -> None:
+    def add(it: int, unit: str, persona: str, arm: str, item: str, resp: str, prob: float | None,
+            rep: int = 0) -> None:
         cols["iteration"].append(it)
         cols["unit_id"].append(unit)
         cols["persona_id"].append(persona)
@@ -93,7 +115,10 @@ def simulate_nco_log(
         cols["mode"].append(mode)
         cols["response"].append(resp)
         cols["prob"].append(prob)
-        cols["replicate"].append(0)
+        cols["replicate"].append(rep)
+
+    def persona_of(it: int, p: int, arm: str) -> str:
+        return f"i{it}-p{p}" if paired else f"i{it}-p{p}-{arm}"
 
     for it in range(iterations):
         for j in range(n_nco):
@@ -109,16 +134,18 @@ def simulate_nco_log(
                 else:
                     q = np.broadcast_to(tilt_categorical(base, t), (n_per_arm, n_levels))
                 if mode == "sample":
-                    u = rng.random((n_per_arm, 1))
-                    codes = (u > np.cumsum(q, axis=1)).sum(axis=1).clip(max=n_levels - 1)
-                    for p in range(n_per_arm):
-                        add(it, f"i{it}-p{p}-{arm}", f"i{it}-p{p}", arm, item, options[codes[p]], None)
+                    for rep in range(replicates):
+                        u = rng.random((n_per_arm, 1))
+                        codes = (u > np.cumsum(q, axis=1)).sum(axis=1).clip(max=n_levels - 1)
+                        for p in range(n_per_arm):
+                            add(it, f"i{it}-p{p}-{arm}", persona_of(it, p, arm), arm, item, options[codes[p]], None, rep)
                 else:
                     probs = np.stack([rng.dirichlet(concentration * n_levels * row + 1e-6) for row in q])
                     probs = probs / probs.sum(axis=1, keepdims=True)
                     for p in range(n_per_arm):
                         for k in range(n_levels):
-                            add(it, f"i{it}-p{p}-{arm}", f"i{it}-p{p}", arm, item, options[k], float(probs[p, k]))
+                            add(it, f"i{it}-p{p}-{arm}", persona_of(it, p, arm), arm, item, options[k],
+                                float(probs[p, k]))
         for j in range(n_numeric):
             item = f"stated_age_{j + 1}"
             for a_i, arm in enumerate(arms):
@@ -126,7 +153,7 @@ def simulate_nco_log(
                 for p in range(n_per_arm):
                     cols["iteration"].append(it)
                     cols["unit_id"].append(f"i{it}-p{p}-{arm}")
-                    cols["persona_id"].append(f"i{it}-p{p}")
+                    cols["persona_id"].append(persona_of(it, p, arm))
                     cols["arm"].append(arm)
                     cols["item"].append(item)
                     cols["mode"].append("sample")

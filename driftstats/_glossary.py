@@ -49,7 +49,7 @@ _TIDY: list[tuple[str, DType, str]] = [
     ("estimate_bc", "float", "bootstrap bias-corrected estimate max(2*est - mean(boot), 0)"),
     ("conf_low_approx", "float", "approximate interval (basic bootstrap, floored at 0) - may under-cover"),
     ("conf_high_approx", "float", "approximate interval (basic bootstrap) - may under-cover"),
-    ("p_value_fwer", "float", "family-wise p-value: max-statistic over the NCO family on the same permutations"),
+    ("p_value_fwer", "float", "family-wise p-value: Westfall-Young single-step min-p over the NCO family on the same permutations"),
     ("p_value_holm", "float", "Holm-adjusted p-value within the family"),
     ("p_value_bh", "float", "Benjamini-Hochberg adjusted p-value within the family"),
     ("mean_shift", "float", "difference in mean response code (ordinal) or value (numeric)"),

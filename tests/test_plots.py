@@ -12,6 +12,9 @@ from tests.conftest import require
 
 require("matplotlib")
 
+# the figures draw whatever p-values they get: Monte Carlo warnings of the small n_perm used here are beside the point
+pytestmark = pytest.mark.filterwarnings("ignore::driftstats.errors.MonteCarloErrorWarning")
+
 
 @pytest.fixture(scope="module")
 def nco_res():

@@ -233,7 +233,7 @@ def plot_iterations(result: Any, *, ax: Any = None, title: str | None = None) ->
     Examples
     --------
     >>> import driftstats as ds
-    >>> res = ds.nco_test(ds.simulate_nco_log(n_per_arm=30, n_nco=1, iterations=2, seed=0), n_perm=99, n_boot=0)
+    >>> res = ds.nco_test(ds.simulate_nco_log(n_per_arm=30, n_nco=1, iterations=2, seed=0), n_perm=199, n_boot=0)
     >>> plot_iterations(res).axes[0].get_xlabel()
     'adjustment iteration'
     """

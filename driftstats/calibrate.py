@@ -91,15 +91,63 @@ _MAX_MIX_DRAWS = 20000
 RHAT_MAX = 1.05
 
 
+def _floats(name: str, values: Any, *, ndim: int = 1) -> np.ndarray:
+    """``values`` as a float array of at most ``ndim`` dimensions (scalars become length 1), or a named error."""
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        shown = repr(values)
+        raise InvalidArgumentError(
+            f"{name} must be numbers (NaN for a missing value); got {shown[:80] + ('...' if len(shown) > 80 else '')}."
+        ) from None
+    if arr.ndim > ndim:
+        raise InvalidArgumentError(f"{name} must be {'a vector' if ndim == 1 else f'{ndim}-dimensional'}; got an "
+                                   f"array of shape {arr.shape}.")
+    return np.atleast_1d(arr)
+
+
+def _same_length(**arrays: np.ndarray) -> None:
+    sizes = {k: int(v.size) for k, v in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{k} {n}" for k, n in sizes.items())
+        raise InvalidArgumentError(f"{', '.join(sizes)} must have the same length; got {shown}.")
+
+
+def _broadcast(estimate: Any, std_error: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Estimates and SEs to calibrate, broadcast against each other (a named error when they cannot be)."""
+    est = _floats("estimate", estimate, ndim=np.ndim(estimate) if np.ndim(estimate) > 1 else 1)
+    se = _floats("std_error", std_error, ndim=np.ndim(std_error) if np.ndim(std_error) > 1 else 1)
+    try:
+        shape = np.broadcast_shapes(np.shape(estimate), np.shape(std_error))
+        est, se = np.broadcast_arrays(est, se)
+    except ValueError:
+        raise InvalidArgumentError(f"estimate and std_error must have the same length (or one of them length 1); got "
+                                   f"{np.size(estimate)} and {np.size(std_error)}.") from None
+    return est, se, shape
+
+
+def usable_controls(est: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Controls that enter a null: finite estimate and SE, with ``est**2`` and ``0 < se**2`` finite in floating point.
+
+    A standard error whose square overflows (> 1e154) or underflows to 0 (< 1e-154) carries no usable
+    weight in the likelihood (its variance is infinite or zero), so it is dropped like a non-finite one.
+    """
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return np.isfinite(est) & np.isfinite(est * est) & np.isfinite(se * se) & (se * se > 0) & (se > 0)
+
+
 def _clean(estimates: Sequence[float], std_errors: Sequence[float], max_abs: float | None,
            *extra: Sequence[float]) -> tuple[np.ndarray, ...]:
-    est = np.asarray(estimates, dtype=float)
-    se = np.asarray(std_errors, dtype=float)
+    est = _floats("estimates", estimates)
+    se = _floats("std_errors", std_errors)
     if est.shape != se.shape:
         raise InvalidArgumentError(f"estimates and std_errors must have the same length; got {est.size} and {se.size}.")
-    keep = np.isfinite(est) & np.isfinite(se) & (se > 0)
-    others = [np.asarray(x, dtype=float) for x in extra]
+    keep = usable_controls(est, se)
+    others = [_floats("true_effects", x) for x in extra]
     for o in others:
+        if o.shape != est.shape:
+            raise InvalidArgumentError(f"true_effects must have one value per estimate; got {o.size} for "
+                                       f"{est.size} estimates.")
         keep &= np.isfinite(o)
     if max_abs is not None:
         keep &= np.abs(est) <= max_abs
@@ -315,7 +363,8 @@ def fit_null(
         Control estimates (log scale for ratio measures) and their standard errors.
     max_abs
         Estimates with ``|theta| > max_abs`` are dropped and counted (default log 100, as
-        EmpiricalCalibration does; ``None`` keeps all). Non-finite values are always dropped.
+        EmpiricalCalibration does; ``None`` keeps all). Non-finite values, and standard errors whose
+        square over- or underflows (no usable weight), are always dropped.
 
     Returns
     -------
@@ -599,9 +648,7 @@ def calibrate_p(
     """
     check_choice("alternative", alternative, Alternative)
     check_choice("summary", summary, PSummary)
-    est = np.atleast_1d(np.asarray(estimate, dtype=float))
-    se = np.atleast_1d(np.asarray(std_error, dtype=float))
-    est, se = np.broadcast_arrays(est, se)
+    est, se, shape = _broadcast(estimate, std_error)
     upper, lower = _one_sided(null, est, se)
     if isinstance(null, McmcNullDistribution) and summary == "predictive":
         up, lo = upper.mean(axis=0), lower.mean(axis=0)
@@ -611,7 +658,7 @@ def calibrate_p(
         p = np.median(per_draw, axis=0)
     bad = ~(np.isfinite(est) & np.isfinite(se))
     p = np.where(bad, np.nan, p)
-    return p.reshape(np.broadcast_shapes(np.shape(estimate), np.shape(std_error)))
+    return p.reshape(shape)
 
 
 def calibrate_p_interval(
@@ -637,9 +684,7 @@ def calibrate_p_interval(
         )
     check_choice("alternative", alternative, Alternative)
     conf_level = check_conf_level(conf_level)
-    est = np.atleast_1d(np.asarray(estimate, dtype=float))
-    se = np.atleast_1d(np.asarray(std_error, dtype=float))
-    est, se = np.broadcast_arrays(est, se)
+    est, se, _shape = _broadcast(estimate, std_error)
     upper, lower = _one_sided(null, est, se)
     per_draw = {"two-sided": 2 * np.minimum(upper, lower), "greater": upper, "less": lower}[alternative]
     q = np.quantile(per_draw, [0.5, 0.5 - conf_level / 2, 0.5 + conf_level / 2], axis=0)
@@ -797,8 +842,8 @@ def calibrate_ci(
     True
     """
     conf_level = check_conf_level(conf_level)
-    est = np.atleast_1d(np.asarray(estimate, dtype=float))
-    se = np.atleast_1d(np.asarray(std_error, dtype=float))
+    est, se, _shape = _broadcast(estimate, std_error)
+    est, se = est.ravel(), se.ravel()
     if isinstance(model, McmcNullDistribution):
         rows = []
         d = _draws_for_mixture(model)
@@ -877,19 +922,26 @@ def evaluate_calibration(
     controls), the systematic error model is fitted on the others (``fit_null`` when all
     true effects are equal) and the left-out controls' intervals are calibrated.
     """
-    est = np.asarray(estimates, float)
-    se = np.asarray(std_errors, float)
-    truth = np.asarray(true_effects, float)
-    grp = np.arange(est.size) if groups is None else np.asarray(groups)
+    est = _floats("estimates", estimates)
+    se = _floats("std_errors", std_errors)
+    truth = _floats("true_effects", true_effects)
+    grp = np.arange(est.size) if groups is None else np.atleast_1d(np.asarray(groups, dtype=object))
+    _same_length(estimates=est, std_errors=se, true_effects=truth, **({} if groups is None else {"groups": grp}))
+    levels = [check_conf_level(float(c), name="conf_levels") for c in _floats("conf_levels", conf_levels)]
+    if len(pd.unique(grp)) < 2 or not levels:
+        raise InsufficientDataError(
+            f"evaluate_calibration needs at least 2 groups of controls (each is left out in turn and the null is "
+            f"fitted on the others) and one conf_level; got {len(pd.unique(grp))} group(s) of {est.size} control(s) "
+            f"and {len(levels)} level(s).")
     null_only = np.unique(truth).size == 1
     rows = []
-    for g in np.unique(grp):
+    for g in pd.unique(grp):
         out = grp == g
         if null_only:
             model: SystematicErrorModel | NullDistribution = fit_null(est[~out], se[~out])
         else:
             model = fit_systematic_error_model(est[~out], se[~out], truth[~out])
-        for level in conf_levels:
+        for level in levels:
             cal = calibrate_ci(model, est[out], se[out], conf_level=level)
             zq = stats.norm.ppf(0.5 + level / 2)
             for i, row in enumerate(cal.itertuples()):
@@ -1278,6 +1330,10 @@ def calibrate_effect(
     diagnostics: list[str] = []
     if n_before > len(frame):
         diagnostics.append(f"{n_before - len(frame)} unit(s) without a valid {outcome!r} left out")
+    no_arm = int(frame[ud.arm].isna().sum())
+    if no_arm:  # a unit without an arm belongs to no contrast
+        frame = frame[frame[ud.arm].notna()].reset_index(drop=True)
+        diagnostics.append(f"{no_arm} unit(s) without an arm ({ud.arm!r} missing) left out")
     if frame.empty:
         raise InsufficientDataError(f"no unit has a valid answer to {outcome!r}.")
     if not pd.api.types.is_numeric_dtype(frame[outcome]):

@@ -16,9 +16,10 @@ populations (user drift, methods 2); see :mod:`driftstats.correct` and :mod:`dri
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -93,7 +94,7 @@ class ModelResult(Result):
     """Coefficients of a regression model fitted on the unit-level table."""
 
     TITLE: ClassVar[str] = "Effect model"
-    TIDY_EXTRAS: ClassVar[tuple[str, ...]] = ()
+    TIDY_EXTRAS: ClassVar[tuple[str, ...]] = ("note",)
     GLANCE_EXTRAS: ClassVar[tuple[str, ...]] = ("vcov", "log_lik", "strata")
     ASSUMPTIONS: ClassVar[tuple[str, ...]] = (
         EFFECT_ASSUMPTION,
@@ -159,13 +160,57 @@ def mean_contrast(y: np.ndarray, t: np.ndarray, groups: np.ndarray | None, conf_
     """
     y = np.asarray(y, dtype=float)
     t = np.asarray(t, dtype=float)
-    est = float(y[t == 1].mean() - y[t == 0].mean())
+    if not np.isfinite(y).all():
+        return dict(wald(math.nan, math.nan, conf_level))
+    # values near the double range: computed on y / s and scaled back, so that squares do not overflow
+    s = float(np.max(np.abs(y))) if y.size else 1.0
+    s = s if s > _RESCALE_ABOVE else 1.0
+    ys = y / s if s != 1.0 else y
+    with np.errstate(over="ignore", invalid="ignore"):
+        est = float(ys[t == 1].mean() - ys[t == 0].mean()) * s
+    if not math.isfinite(est):
+        return dict(wald(math.nan, math.nan, conf_level))
     if _constant_within_arms(y, t):
         return dict(wald(est, 0.0, conf_level))
+    if groups is not None and len(np.unique(groups)) < 2:  # one cluster: no cluster-robust SE
+        return dict(wald(est, math.nan, conf_level, df=df))
     x = sm.add_constant(t, has_constant="add")
-    model = sm.OLS(y, x)
+    model = sm.OLS(ys, x)
     fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups}) if groups is not None else model.fit(cov_type="HC1")
-    return dict(wald(est, float(fit.bse[1]), conf_level, df=df))
+    with np.errstate(over="ignore"):
+        se = float(fit.bse[1]) * s
+    return dict(wald(est, se, conf_level, df=df))
+
+
+def stable_mean(y: np.ndarray) -> float:
+    """The mean of ``y`` (NaN when empty), computed on rescaled values when they are near the double range."""
+    y = np.asarray(y, dtype=float)
+    if not y.size:
+        return math.nan
+    s = float(np.max(np.abs(y)))
+    if not s > _RESCALE_ABOVE or not math.isfinite(s):
+        return float(y.mean())
+    with np.errstate(over="ignore"):
+        return float((y / s).mean() * s)
+
+
+#: above this largest absolute value, mean contrasts are computed on rescaled values (squares near 1e308 overflow)
+_RESCALE_ABOVE = 1e100
+
+
+def untested_note(y: np.ndarray, groups: np.ndarray | None, fit: Mapping[str, float]) -> str | None:
+    """Why a computed mean contrast carries no test (None when it has one): the sentence for ``note``."""
+    if math.isfinite(fit["p_value"]):
+        return None
+    y = np.asarray(y, dtype=float)
+    if not np.isfinite(y).all():
+        return "not testable: the outcome holds infinite values"
+    if not math.isfinite(fit["estimate"]) or not math.isfinite(fit["std_error"]):
+        return (f"not testable: the outcome's values (largest |y| = {float(np.max(np.abs(y))):.3g}) are too large for "
+                "a finite mean difference or standard error in double precision")
+    if groups is not None and len(np.unique(groups)) < 2:
+        return "not testable: every unit is in one persona cluster; a cluster-robust standard error needs at least 2"
+    return "not testable: the standard error is zero or undefined"
 
 
 def contrast_df(t: np.ndarray, groups: np.ndarray | None) -> float:
@@ -361,8 +406,7 @@ def effect(
                              "note": f"not testable: {outcome!r} has no known option order (see diagnostics)"})
                 continue
             y = sub[outcome].to_numpy(dtype=float)
-            shares = {"share_1": float(y[t == 1].mean()) if t.sum() else np.nan,
-                      "share_0": float(y[t == 0].mean()) if (1 - t).sum() else np.nan}
+            shares = {"share_1": stable_mean(y[t == 1]), "share_0": stable_mean(y[t == 0])}
             note = contrast_note(y, t, min_units=min_units)
             if note is not None:
                 est = shares["share_1"] - shares["share_0"] if t.sum() and (1 - t).sum() else np.nan
@@ -373,7 +417,8 @@ def effect(
             vcovs.add(vcov)
             df = contrast_df(t, groups)
             fit = mean_contrast(y, t, groups, conf_level, df=df)
-            rows.append({**base, **shares, **fit, "df": df if np.isfinite(fit["p_value"]) else np.nan})
+            rows.append({**base, **shares, **fit, "df": df if np.isfinite(fit["p_value"]) else np.nan,
+                         "note": untested_note(y, groups, fit)})
     if not rows:
         raise InsufficientDataError(f"no arm pair has units with an answer to {outcome!r}.")
     strata = PAIRING_COLUMN if any(paired.values()) else None
@@ -445,6 +490,21 @@ def _categorical_predictors(frame: pd.DataFrame, ud: UnitData, names: Sequence[s
         out[name] = pd.Categorical(col, categories=cats)
         diagnostics.append(f"categorical predictor {name!r}: levels in {source}; reference level {cats[0]!r}")
     return out
+
+
+def _check_design(x: np.ndarray, columns: Sequence[str], formula: str, *, extra: int = 0) -> None:
+    """A design whose coefficients are identified: full column rank and more units than parameters."""
+    n, k = x.shape
+    if n <= k + extra:
+        raise InsufficientDataError(
+            f"{formula!r} has {k + extra} parameter(s) but only {n} unit(s) with every value: no residual degrees of "
+            "freedom, so no standard error. More units, or fewer predictors.")
+    rank = int(np.linalg.matrix_rank(x)) if k else 0
+    if rank < k:
+        raise InsufficientDataError(
+            f"the design of {formula!r} is rank-deficient (rank {rank} for {k} columns: {list(columns)[:8]}): some "
+            "coefficients are not identified (a constant or collinear predictor, or an arm or level without units "
+            "after dropping missing values). Drop or merge the offending predictors.")
 
 
 def _check_ordinal_item(log: SimLog, item: str) -> None:
@@ -550,6 +610,12 @@ def effect_model(
         raise InvalidArgumentError(f"formula must have the form 'outcome ~ predictors'; got {formula!r}.")
     names = [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", formula) if n not in _FORMULA_WORDS]
     lhs = formula.split("~", 1)[0].strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", lhs):
+        raise InvalidArgumentError(
+            f"the left-hand side of formula {formula!r} must be one name: an item, a column or 'response' (with "
+            f"outcome=...); got {lhs!r}. Transform the outcome into a column of a unit-level DataFrame first.")
+    if lhs not in names and lhs != "response":
+        names.append(lhs)  # an outcome spelt like a formula word (e.g. 'log') is still a column name
     diagnostics: list[str] = []
     if is_log_like(data):
         log = as_log(data)
@@ -590,11 +656,22 @@ def effect_model(
         raise InvalidArgumentError(
             f"the outcome {lhs!r} holds {frame[lhs].dtype} values of unknown order; a model needs numbers. Fix: an "
             "ordered pandas Categorical, numeric codes, or an item with a known order.")
+    for c in dict.fromkeys([lhs, *names]):
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            n_inf = int(np.isinf(col.to_numpy(dtype=float)).sum())
+            if n_inf:
+                raise InvalidArgumentError(f"column {c!r} holds {n_inf} infinite value(s); a model needs finite "
+                                           "numbers. Fix: replace them with NaN (those units are then left out).")
     yv = frame[lhs].to_numpy(dtype=float)
     if np.ptp(yv) == 0:
         raise InsufficientDataError(
             f"the outcome {lhs!r} is constant ({yv[0]:g} for all {len(yv)} units): no model is identified and no "
             "test is possible. Check the data (e.g. every unit gave the same answer).")
+    if family == "logit" and ((yv < 0) | (yv > 1)).any():
+        raise InvalidArgumentError(
+            f"family='logit' needs an outcome in [0, 1] (a 0/1 indicator or a share); {lhs!r} ranges from "
+            f"{yv.min():g} to {yv.max():g}. Fix: family='gaussian' or 'ordinal', or a two-option item.")
     frame = _categorical_predictors(frame, ud, names, lhs, diagnostics)
     groups, vcov = _groups_for_cluster(frame, cluster)
     if groups is not None:
@@ -602,32 +679,46 @@ def effect_model(
             "paired design detected (persona_id shared across arms): standard errors clustered by persona; pass "
             "cluster='unit' for an unpaired analysis" if "arm" in frame and _frame_paired(frame, "arm", frame["arm"].unique())
             else "standard errors clustered by persona_id (a persona has several units)")
-    if family == "ordinal":
-        from patsy import dmatrix
-        from statsmodels.miscmodels.ordinal_model import OrderedModel
+    from patsy import PatsyError
 
-        endog = _ordinal_endog(frame, lhs)
-        exog = dmatrix(formula.split("~", 1)[1], frame, return_type="dataframe")
-        exog = exog.drop(columns=[c for c in exog.columns if c == "Intercept"])
-        model = OrderedModel(endog, exog, distr="logit")
-        kw: dict[str, Any] = {"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None else {}
-        fit = model.fit(method="bfgs", disp=False, maxiter=2000, **kw)
-        vcov = vcov if groups is not None else "model (ML)"
-        converged = bool(fit.mle_retvals.get("converged", True))
-    else:
-        import statsmodels.formula.api as smf
+    try:
+        if family == "ordinal":
+            from patsy import dmatrix
+            from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-        fitter = smf.ols if family == "gaussian" else smf.logit
-        model = fitter(formula, frame)
-        kw = {"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None else {"cov_type": "HC1"}
-        fit = model.fit(**kw) if family == "gaussian" else model.fit(disp=False, **kw)
-        converged = bool(getattr(fit, "mle_retvals", {}).get("converged", True))
+            endog = _ordinal_endog(frame, lhs)
+            exog = dmatrix(formula.split("~", 1)[1], frame, return_type="dataframe")
+            exog = exog.drop(columns=[c for c in exog.columns if c == "Intercept"])
+            _check_design(exog.to_numpy(dtype=float), list(exog.columns), formula, extra=1)
+            model = OrderedModel(endog, exog, distr="logit")
+            kw: dict[str, Any] = {"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None else {}
+            fit = model.fit(method="bfgs", disp=False, maxiter=2000, **kw)
+            vcov = vcov if groups is not None else "model (ML)"
+            converged = bool(fit.mle_retvals.get("converged", True))
+        else:
+            import statsmodels.formula.api as smf
+
+            fitter = smf.ols if family == "gaussian" else smf.logit
+            model = fitter(formula, frame)
+            _check_design(model.exog, list(model.exog_names), formula)
+            kw = {"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None else {"cov_type": "HC1"}
+            fit = model.fit(**kw) if family == "gaussian" else model.fit(disp=False, **kw)
+            converged = bool(getattr(fit, "mle_retvals", {}).get("converged", True))
+    except PatsyError as exc:
+        raise InvalidArgumentError(f"formula {formula!r} cannot be used: {str(exc).splitlines()[0]}") from None
     if not converged:
         msg = f"the {family} model's optimiser did not report convergence; estimates may be unreliable"
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)
         diagnostics.append(msg)
-    rows = [{"term": str(name), **wald(float(fit.params[name]), float(fit.bse[name]), conf_level)}
-            for name in fit.params.index]
+    rows = []
+    for name in fit.params.index:
+        row = dict(wald(float(fit.params[name]), float(fit.bse[name]), conf_level))
+        if not math.isfinite(row["p_value"]):
+            row["note"] = ("not testable: the coefficient's standard error is zero or undefined"
+                           + ("" if converged else " (the optimiser did not converge)"))
+            if not math.isfinite(row["estimate"]):
+                row["estimate"] = math.nan
+        rows.append({"term": str(name), **row})
     has_persona = "persona_id" in frame and frame["persona_id"].notna().any()
     info = {"method": f"{family} model: {formula}", "n_obs": int(fit.nobs), "conf_level": conf_level,
             "n_groups": int(frame["persona_id"].nunique()) if has_persona else int(fit.nobs),

@@ -100,6 +100,17 @@ def _means_batch(w: np.ndarray, y: np.ndarray, t: np.ndarray, wi: np.ndarray, zi
     return out[:, 1], out[:, 0], singular
 
 
+def _levels(frame: pd.DataFrame, column: str, arg: str) -> np.ndarray:
+    """The sorted levels of a proxy or covariate column (a named error when its values cannot be ordered)."""
+    try:
+        return np.unique(frame[column].to_numpy())
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in frame[column]})
+        raise InvalidArgumentError(
+            f"{arg} {column!r} mixes values of types {kinds}; its levels must be of one type (codes or labels). "
+            "Fix: recode the column.") from None
+
+
 def _codes(frame: pd.DataFrame, w: str, z: str, x: Sequence[str], w_levels: np.ndarray, z_levels: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     wi = np.searchsorted(w_levels, frame[w].to_numpy())
@@ -236,8 +247,10 @@ def proximal_discrete(
         if np.abs(frame[c].to_numpy(float)).max() > 1e150:
             raise InvalidArgumentError(f"column {c!r} holds values beyond 1e150 in magnitude, which overflow the "
                                        "bootstrap; rescale it.")
-    w_levels = np.unique(frame[nco])
-    z_levels = np.unique(frame[nce])
+    w_levels = _levels(frame, nco, "nco")
+    z_levels = _levels(frame, nce, "nce")
+    for c in xs:
+        _levels(frame, c, "covariate")
     if w_levels.size != z_levels.size:
         raise InvalidArgumentError(
             f"the categorical formula needs |W| = |Z|; nco {nco!r} has {w_levels.size} observed levels and nce "

@@ -463,15 +463,17 @@ def _check_answers(con: duckdb.DuckDBPyConnection, *, items_inferred: bool) -> N
             f"{_rows_text(n, rows)}; e.g. item {ex[0][0]!r} answered {ex[0][1]!r}, options {opts}. "
             "Fix: map the labels onto the options, or mark such answers valid = false with an error text."
         )
+    # a valid numeric answer is a finite number: 'nan', 'inf' (or such a response_value) is no measurement
     where = (
         "valid AND response IS NOT NULL AND item IN (SELECT item FROM items WHERE scale = 'numeric') "
-        "AND TRY_CAST(response AS DOUBLE) IS NULL"
+        "AND (TRY_CAST(response AS DOUBLE) IS NULL OR NOT isfinite(TRY_CAST(response AS DOUBLE)) "
+        "OR (response_value IS NOT NULL AND NOT isfinite(response_value)))"
     )
     n, rows = _offending(con, "answers", where)
     if n:
         raise UnknownOptionError(
-            f"answers: numeric items need numeric responses; {_rows_text(n, rows)} are not numbers. "
-            "Fix: mark them valid = false with an error text."
+            f"answers: numeric items need numeric responses; {_rows_text(n, rows)} are not finite numbers "
+            "(text, NaN or infinite). Fix: mark them valid = false with an error text."
         )
     if items_inferred:
         return  # codes are renumbered to positions among the observed options in _derive_answers

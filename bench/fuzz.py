@@ -1,0 +1,80 @@
+"""Fuzz batch: generated malformed logs, frames and numbers for every public verb and the CLI.
+
+Each example is one generated input (a log's four tables, a unit-level frame, control estimates,
+or argument values, see ``tests/fuzz/harness.py``) and one to three verb calls on it (about one log
+in ten also goes through ``driftstats validate | summary | audit`` in a file format of its own).
+Every call must give either a valid result (all invariants of the harness hold, two identical
+calls agree) or one of driftstats' named errors; anything else is a crash or nonsense, listed
+with a minimal reproducer. Prints the counts per verb and writes them to ``bench/results/fuzz.txt``.
+
+Usage: python bench/fuzz.py [--examples 10000] [--seed 20260101] [--cli 0.1] [--out bench/results/fuzz.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--examples", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=20260101)
+    ap.add_argument("--cli", type=float, default=0.1, help="share of log examples also run through the CLI")
+    ap.add_argument("--limit", type=float, default=120.0, help="seconds one call may run (longer: a crash)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.txt")
+    ap.add_argument("--no-shrink", action="store_true", help="do not shrink failures to minimal reproducers")
+    args = ap.parse_args()
+
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    import driftstats
+    from tests.fuzz.harness import Tally, cases, headline
+
+    tally = Tally(shrink_failures=not args.no_shrink, limit=args.limit)
+    harness_errors: Counter[str] = Counter()
+    t0 = time.perf_counter()
+    done = [0]
+
+    @hypothesis_seed(args.seed)
+    @settings(max_examples=args.examples, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases(cli=args.cli))
+    def batch(case) -> None:
+        try:
+            tally.run_case(case)
+        except Exception as exc:  # a harness bug, reported apart (never a library outcome)
+            harness_errors[f"{type(exc).__name__}: {exc} in {traceback.extract_tb(exc.__traceback__)[-1]}"] += 1
+        done[0] += 1
+        if done[0] % 250 == 0:
+            rate = done[0] / (time.perf_counter() - t0)
+            print(f"  {done[0]:,} examples, {tally.calls:,} calls, {tally.crashes} crashes, {tally.nonsense} nonsense "
+                  f"[{time.perf_counter() - t0:.0f} s, {rate:.1f}/s]", file=sys.stderr, flush=True)
+
+    batch()
+    elapsed = time.perf_counter() - t0
+    lines = [
+        f"fuzz batch: {sum(tally.examples.values()):,} hypothesis examples (seed {args.seed}, CLI share {args.cli:g}), "
+        f"driftstats {driftstats.__version__}, {elapsed:.0f} s",
+        tally.report(),
+    ]
+    if harness_errors:
+        lines.append(f"harness errors (bugs of the harness, not of driftstats): {sum(harness_errors.values())}")
+        lines.extend(f"  {n} x {k}" for k, n in harness_errors.most_common(10))
+    lines.append(headline(tally))
+    text = "\n".join(lines)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--cli", type=float, default=0.1, help="share of log examples also run through the CLI")
     ap.add_argument("--limit", type=float, default=120.0, help="seconds one call may run (longer: a crash)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.txt")
+    ap.add_argument("--trace", type=Path, default=None, help="write each example here before running it")
     ap.add_argument("--no-shrink", action="store_true", help="do not shrink failures to minimal reproducers")
     args = ap.parse_args()
 
@@ -49,10 +50,16 @@ def main() -> None:
               suppress_health_check=list(HealthCheck))
     @given(case=cases(cli=args.cli))
     def batch(case) -> None:
+        start = time.perf_counter()
+        if args.trace is not None:
+            with args.trace.open("a", encoding="utf-8") as fh:
+                fh.write(f"{case!r}\n")
         try:
             tally.run_case(case)
         except Exception as exc:  # a harness bug, reported apart (never a library outcome)
             harness_errors[f"{type(exc).__name__}: {exc} in {traceback.extract_tb(exc.__traceback__)[-1]}"] += 1
+        if time.perf_counter() - start > 30:
+            print(f"  slow example ({time.perf_counter() - start:.0f} s): {case!r}", file=sys.stderr, flush=True)
         done[0] += 1
         if done[0] % 250 == 0:
             rate = done[0] / (time.perf_counter() - t0)

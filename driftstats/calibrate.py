@@ -148,7 +148,8 @@ def _clean(estimates: Sequence[float], std_errors: Sequence[float], max_abs: flo
         if o.shape != est.shape:
             raise InvalidArgumentError(f"true_effects must have one value per estimate; got {o.size} for "
                                        f"{est.size} estimates.")
-        keep &= np.isfinite(o)
+        with np.errstate(over="ignore"):
+            keep &= np.isfinite(o) & np.isfinite(o * o)
     if max_abs is not None:
         keep &= np.abs(est) <= max_abs
     return (est[keep], se[keep], *[o[keep] for o in others], np.int64((~keep).sum()))

@@ -144,7 +144,7 @@ def _is_paired(ud: UnitData, arms: Sequence[Any]) -> bool:
 # ----------------------------------------------------------------------------------- contrast
 def _constant_within_arms(y: np.ndarray, t: np.ndarray) -> bool:
     y1, y0 = y[t == 1], y[t == 0]
-    return bool(y1.size and y0.size and np.ptp(y1) == 0 and np.ptp(y0) == 0)
+    return bool(y1.size and y0.size and y1.max() == y1.min() and y0.max() == y0.min())
 
 
 def mean_contrast(y: np.ndarray, t: np.ndarray, groups: np.ndarray | None, conf_level: float, *,
@@ -205,11 +205,12 @@ def untested_note(y: np.ndarray, groups: np.ndarray | None, fit: Mapping[str, fl
     y = np.asarray(y, dtype=float)
     if not np.isfinite(y).all():
         return "not testable: the outcome holds infinite values"
-    if not math.isfinite(fit["estimate"]) or not math.isfinite(fit["std_error"]):
-        return (f"not testable: the outcome's values (largest |y| = {float(np.max(np.abs(y))):.3g}) are too large for "
-                "a finite mean difference or standard error in double precision")
     if groups is not None and len(np.unique(groups)) < 2:
         return "not testable: every unit is in one persona cluster; a cluster-robust standard error needs at least 2"
+    big = float(np.max(np.abs(y))) if y.size else 0.0
+    if (not math.isfinite(fit["estimate"]) or not math.isfinite(fit["std_error"])) and big > _RESCALE_ABOVE:
+        return (f"not testable: the outcome's values (largest |y| = {big:.3g}) are too large for a finite mean "
+                "difference or standard error in double precision")
     return "not testable: the standard error is zero or undefined"
 
 
@@ -230,7 +231,7 @@ def contrast_note(y: np.ndarray, t: np.ndarray, *, min_units: int = MIN_UNITS) -
     n1, n0 = int((t == 1).sum()), int((t == 0).sum())
     if min(n1, n0) < min_units:
         return f"not testable: {min(n1, n0)} unit(s) in an arm (n_1 = {n1}, n_0 = {n0}); the minimum is {min_units}"
-    if np.ptp(y) == 0:
+    if y.max() == y.min():
         return f"not testable: every unit in both arms has the same outcome ({y[0]:g})"
     if _constant_within_arms(y, t):
         return "not testable: no variation within either arm (the standard error is 0)"

@@ -121,3 +121,52 @@ def test_calibrate_effect_on_placebo_log() -> None:
     assert t.loc[True, "estimate"] == pytest.approx(0.5, abs=0.25)
     with pytest.raises(InvalidArgumentError, match="placebo arms"):
         ds.calibrate_effect(ds.simulate_latent_world().sample_log(20, seed=1), outcome="y")
+
+
+# ------------------------------------------------------------------- malformed inputs (found by tests/fuzz)
+@pytest.mark.parametrize("call", [
+    lambda: fit_null([0.1, 0.2, 0.3], [0.1, 0.1, "x"]),
+    lambda: ds.fit_mcmc_null([0.1, 0.2, 0.3], ["a", 0.1, 0.1], n_iter=200),
+    lambda: fit_systematic_error_model([0.1, 0.2, 0.3], [0.1, 0.1, 0.1], []),
+    lambda: fit_systematic_error_model([0.1, 0.2, 0.3], [0.1, 0.1, 0.1], [0.0, "one", 1.0]),
+    lambda: calibrate_p(fit_null([0.1, -0.2, 0.3], [0.1, 0.1, 0.2]), [0.1, 0.2, 0.3], [0.1, 0.2]),
+    lambda: calibrate_ci(fit_null([0.1, -0.2, 0.3], [0.1, 0.1, 0.2]), [0.1, 0.2, 0.3], [0.1, 0.2]),
+    lambda: calibrate_ci(fit_null([0.1, -0.2, 0.3], [0.1, 0.1, 0.2]), ["x"], [0.1]),
+    lambda: ds.evaluate_calibration([0.1, 0.2, 0.3, 0.0], [], []),
+    lambda: ds.evaluate_calibration([0.1, 0.2, 0.3], [0.1, 0.1, 0.1], [0.0, 0.0, "x"]),
+], ids=["fit_null text", "mcmc text", "sem no truths", "sem text truth", "p lengths", "ci lengths", "ci text",
+        "evaluate lengths", "evaluate text"])
+def test_malformed_numbers_raise_named_errors(call) -> None:
+    """Text, lengths that disagree: InvalidArgumentError naming the argument (was ValueError / IndexError)."""
+    with pytest.raises(InvalidArgumentError, match="must"):
+        call()
+
+
+def test_evaluate_calibration_needs_two_groups() -> None:
+    with pytest.raises(InsufficientDataError, match="at least 2 groups"):
+        ds.evaluate_calibration([0.1], [0.1], [0.0])
+
+
+def test_standard_errors_whose_square_overflows_are_dropped() -> None:
+    """SE 1e200 (variance inf) or 1e-200 (variance 0) carries no weight: dropped and counted (was ZeroDivisionError)."""
+    est = np.array([0.1, -0.2, 0.3, 0.05, 0.2])
+    se = np.array([0.1, 0.1, 0.2, 0.1, 0.15])
+    ref = fit_null(est, se)
+    for bad in (1e200, 1e-200):
+        null = fit_null(np.r_[est, 0.4], np.r_[se, bad])
+        assert (null.n_used, null.n_dropped) == (5, 1)
+        assert null.mean == pytest.approx(ref.mean, rel=1e-12)
+    with pytest.raises(InsufficientDataError, match="at least 2 usable"):
+        ease(fit_null(est, np.full(5, 1e300)))
+
+
+def test_calibrate_effect_frame_with_missing_arms() -> None:
+    """Units without an arm belong to no contrast: left out and counted (was TypeError while sorting the arms)."""
+    rng = np.random.default_rng(2)
+    arms = np.repeat(["control", "treatment", "p0", "p1", "p2"], 10).astype(object)
+    d = pd.DataFrame({"arm": arms, "y": rng.normal(size=arms.size)})
+    d.loc[[3, 17], "arm"] = None
+    res = ds.calibrate_effect(d, outcome="y", placebo=["p0", "p1", "p2"], reference="control", null="asymptotic",
+                              min_controls=2)
+    assert any("2 unit(s) without an arm" in x for x in res.diagnostics)
+    assert res.tidy()["arm"].tolist() == ["treatment", "treatment"]

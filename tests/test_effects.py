@@ -267,3 +267,57 @@ def test_mean_diff_size_at_small_arms(n) -> None:
             tested += 1
             rejected += p < 0.05
     assert rejected / tested <= 0.05 + 4 * math.sqrt(0.05 * 0.95 / tested)
+
+
+# ------------------------------------------------------------------- degenerate inputs (found by tests/fuzz)
+def _frame(n: int = 12, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.r_[np.zeros(n), np.ones(n)]
+    return pd.DataFrame({"arm": np.where(t > 0, "treatment", "control"), "t": t, "x": rng.normal(size=2 * n),
+                         "y": rng.normal(size=2 * n) + 0.5 * t})
+
+
+def test_huge_outcomes_give_the_scaled_contrast() -> None:
+    """Values near 1e300: the estimate, SE and interval scale exactly, the test is the same (was NaN, no note)."""
+    d = _frame()
+    base = ds.effect(d, outcome="y", tvd=False, min_units=2).tidy().iloc[0]
+    big = ds.effect(d.assign(y=d["y"] * 1e300), outcome="y", tvd=False, min_units=2).tidy().iloc[0]
+    assert big["estimate"] == pytest.approx(base["estimate"] * 1e300, rel=1e-12)
+    assert big["std_error"] == pytest.approx(base["std_error"] * 1e300, rel=1e-12)
+    assert big["p_value"] == pytest.approx(base["p_value"], rel=1e-12)
+    assert big["share_1"] == pytest.approx(base["share_1"] * 1e300, rel=1e-12)
+    huge = ds.effect(d.assign(y=np.where(d["t"] > 0, 1.7e308, -1.7e308)).assign(y=lambda f: f["y"] * (1 - 1e-9 * f.x)),
+                     outcome="y", tvd=False, min_units=2).tidy().iloc[0]
+    assert np.isnan(huge["p_value"]) and huge["note"].startswith("not testable"), huge  # the difference overflows
+
+
+def test_one_persona_cluster_is_not_testable() -> None:
+    """Every unit in one persona cluster: no cluster-robust SE, a not-testable row (was ZeroDivisionError)."""
+    d = _frame().assign(persona_id="same")
+    row = ds.effect(d, outcome="y", tvd=False, min_units=2, cluster="persona").tidy().iloc[0]
+    assert np.isnan(row["p_value"]) and "one persona cluster" in row["note"]
+    assert math.isfinite(row["estimate"])
+
+
+@pytest.mark.parametrize(("formula", "family", "change", "error", "match"), [
+    ("Q('y') ~ t", "gaussian", {}, InvalidArgumentError, "left-hand side"),
+    ("np.log(y) ~ t", "gaussian", {}, InvalidArgumentError, "left-hand side"),
+    ("y ~ t +", "gaussian", {}, InvalidArgumentError, "cannot be used"),
+    ("y ~ t + x", "logit", {}, InvalidArgumentError, r"outcome in \[0, 1\]"),
+    ("y ~ t + x", "gaussian", {"x": np.inf}, InvalidArgumentError, "infinite"),
+    ("y ~ t + x", "ordinal", {"x": np.inf}, InvalidArgumentError, "infinite"),
+    ("y ~ t + x + z", "gaussian", {"z": "copy t"}, InsufficientDataError, "rank-deficient"),
+], ids=["Q lhs", "transformed lhs", "dangling plus", "logit range", "inf gaussian", "inf ordinal", "collinear"])
+def test_effect_model_malformed_inputs(formula, family, change, error, match) -> None:
+    """Formulas and designs a model cannot use: named errors (were KeyError, PatsyError, ValueError, LinAlgError)."""
+    d = _frame().assign(y=lambda f: np.round(f["y"]))
+    for col, v in change.items():
+        d[col] = d["t"] if v == "copy t" else d[col].where(d.index != 0, v)
+    with pytest.raises(error, match=match):
+        ds.effect_model(formula, d, family=family)
+
+
+def test_effect_model_needs_residual_degrees_of_freedom() -> None:
+    d = _frame().groupby("arm").head(1)
+    with pytest.raises(InsufficientDataError, match="no residual degrees"):
+        ds.effect_model("y ~ t", d)

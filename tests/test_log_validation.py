@@ -152,6 +152,20 @@ def test_bad_items_table(tables) -> None:
         _read(tables, items=items)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_valid_numeric_answer_must_be_finite(value) -> None:
+    """A valid answer 'nan' / 'inf' to a numeric item is no measurement: a named error (it was read as NaN / inf)."""
+    a = pd.DataFrame({"unit_id": ["u0", "u1", "u2"], "arm": ["c", "c", "t"], "item": "age",
+                      "response": ["41", value, "30"]})
+    items = pd.DataFrame({"item": ["age"], "options": [None], "scale": ["numeric"]})
+    with pytest.raises(UnknownOptionError, match=r"first: 1\) are not finite numbers"):
+        read_log(a, items=items)
+    a["valid"] = [True, False, True]  # flagged invalid, it is kept as such
+    assert read_log(a, items=items).to_pandas()["valid"].tolist() == [True, False, True]
+    with pytest.raises(UnknownOptionError, match="not finite"):
+        read_log(a.assign(valid=True, response="3", response_value=[1.0, -np.inf, 2.0]), items=items)
+
+
 def test_role_argument_for_unknown_item(tables) -> None:
     with pytest.raises(InvalidValueError, match="not in the log"):
         read_log(tables["answers"], items=tables["items"], nco=["shoe_size"])

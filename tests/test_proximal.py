@@ -102,3 +102,13 @@ def test_degenerate_inputs_raise_named_errors() -> None:
     assert const.tidy().set_index("measure").loc["ate", "estimate"] == pytest.approx(0.0, abs=1e-10)
     with pytest.raises(InvalidArgumentError, match="max_singular"):
         ds.proximal_discrete(u, outcome="y", nco="n", nce="z", treatment="t", max_singular=1.5)
+
+
+def test_mixed_type_proxy_is_a_named_error() -> None:
+    """A proxy column mixing text and numbers has no level order: InvalidArgumentError (was TypeError)."""
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"y": rng.normal(size=40), "t": np.repeat([0.0, 1.0], 20), "w": rng.integers(0, 2, 40).astype(object),
+                      "z": rng.integers(0, 2, 40)})
+    d.loc[3, "w"] = "x"
+    with pytest.raises(InvalidArgumentError, match="mixes values of types"):
+        ds.proximal_discrete(d, outcome="y", nco="w", nce="z", treatment="t", n_boot=0)

@@ -2154,7 +2154,7 @@ class Tally:
                 self.failures[key].count += 1
             else:
                 f = Failure(verb, o, recipe, seed)
-                if self.shrink_failures:
+                if self.shrink_failures and not o.detail.startswith("CallTimeout"):  # replaying hangs costs minutes
                     f.minimal = shrink(recipe, "read_log" if verb == "read_log" else verb, seed, o)
                 self.failures[key] = f
 

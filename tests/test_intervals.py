@@ -135,7 +135,7 @@ def test_exact_coverage_when_a_rare_level_appears(n, old) -> None:
     """
     x = np.arange(n + 1)
     pmf = stats.binom.pmf(x, n, 0.03)
-    new = np.array([tvd_conf_int_counts([n - i, i], [n, 0], 0.95) for i in x])
+    new = np.stack(tvd_ci.tvd_conf_int_tables(np.c_[n - x, x], np.tile([n, 0], (n + 1, 1)), 0.95), axis=1)
     assert (pmf * covers(new, 0.03)).sum() >= 0.95
     if old is not None:
         h1 = np.stack([(n - x) / n, x / n], axis=1)
@@ -145,10 +145,12 @@ def test_exact_coverage_when_a_rare_level_appears(n, old) -> None:
 
 
 def test_exact_coverage_two_levels_grid() -> None:
-    """K = 2, n = 20 per arm: exact coverage (all 21 x 21 tables) over a grid of level-2 shares and TVDs."""
-    n = 20
+    """K = 2, n = 30 per arm: exact coverage (all 31 x 31 tables) over a grid of level-2 shares and TVDs."""
+    n = 30
     x = np.arange(n + 1)
-    ci = np.array([[tvd_conf_int_counts([n - a, a], [n - b, b], 0.95) for b in x] for a in x])
+    a, b = np.meshgrid(x, x, indexing="ij")
+    c1, c0 = np.stack([n - a, a], -1).reshape(-1, 2), np.stack([n - b, b], -1).reshape(-1, 2)
+    ci = np.stack(tvd_ci.tvd_conf_int_tables(c1, c0, 0.95), axis=1).reshape(n + 1, n + 1, 2)
     worst = 1.0
     for p0 in (0.0, 0.02, 0.1, 0.3, 0.5):
         for tv in (0.0, 0.03, 0.1, 0.3):
@@ -169,7 +171,7 @@ def test_coverage_independent_arms(k, n, tv, kind) -> None:
     q1 = into(q0.copy(), 0 if kind == "uniform" else k - 1, tv)
     reps = 100 if k == 10 else 150
     c1, c0 = rng.multinomial(n, q1, size=reps), rng.multinomial(n, q0, size=reps)
-    ci = np.array([tvd_conf_int_counts(a, b, 0.95) for a, b in zip(c1, c0, strict=True)])
+    ci = np.stack(tvd_ci.tvd_conf_int_tables(c1, c0, 0.95), axis=1)
     assert covers(ci, tv).mean() >= 0.95 - band(0.95, reps)
 
 
@@ -227,3 +229,23 @@ def test_interval_is_much_narrower_than_the_bonferroni_projection(k, n) -> None:
         new += hi - lo
         old += b - a
     assert new < 0.6 * old
+
+
+def test_many_tables_at_once_equal_one_by_one() -> None:
+    rng = np.random.default_rng(9)
+    for k in (3, 11):
+        c1 = rng.multinomial(60, rng.dirichlet(np.ones(k)), size=6)
+        c0 = rng.multinomial(45, rng.dirichlet(np.ones(k)), size=6)
+        lo, hi = tvd_ci.tvd_conf_int_tables(c1, c0, 0.9)
+        one = np.array([tvd_conf_int_counts(a, b, 0.9) for a, b in zip(c1, c0, strict=True)])
+        np.testing.assert_allclose(np.c_[lo, hi], one, atol=1e-12)
+
+
+def test_projection_interval_by_hand() -> None:
+    """The old Bonferroni projection of Wald intervals (the bench's baseline), by hand."""
+    d, se = np.array([0.1, -0.05, -0.05]), np.array([0.02, 0.03, 0.01])
+    z = stats.norm.ppf(1 - 0.05 / 6)
+    lo, hi = d - z * se, d + z * se
+    expect_low = 0.5 * (lo[0] + 0 + max(-hi[2], 0))
+    expect_high = 0.5 * np.maximum(np.abs(lo), np.abs(hi)).sum()
+    assert projection_interval(d, se, 0.95) == pytest.approx((expect_low, expect_high))

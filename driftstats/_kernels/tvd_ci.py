@@ -78,6 +78,7 @@ __all__ = [
     "score_upper",
     "tvd_conf_int",
     "tvd_conf_int_counts",
+    "tvd_conf_int_tables",
     "upper_bound",
 ]
 
@@ -257,12 +258,15 @@ def event_stats_counts(c1: np.ndarray, c0: np.ndarray, *, level_wise: bool | Non
     n1, n0 = c1.sum(axis=-1, keepdims=True), c0.sum(axis=-1, keepdims=True)
     a1, a0 = c1 @ ev.T, c0 @ ev.T
     e1, e0 = np.broadcast_to(n1, a1.shape), np.broadcast_to(n0, a0.shape)
-    cov = None
-    if c1.ndim == 1:
-        cov = np.zeros((k, k))
-        for c, n in ((c1, float(n1[0])), (c0, float(n0[0]))):
+    cov = np.zeros((*c1.shape[:-1], k, k))
+    eye = np.eye(k)
+    for c, n in ((c1, n1), (c0, n0)):
+        with np.errstate(divide="ignore", invalid="ignore"):
             m = c / n
-            cov += (n * (np.diag(m) - np.outer(m, m)) + _smoothed_cov(m, int(n))) / (n + 1) / n
+            q = (n * m + 0.5) / (n + 0.5 * k)  # the regulariser of _smoothed_cov, per table
+            nn = n[..., None]
+            cov += (nn * (m[..., :, None] * eye - m[..., :, None] * m[..., None, :])
+                    + q[..., :, None] * eye - q[..., :, None] * q[..., None, :]) / (nn + 1) / nn
     n_min = int(np.min(np.minimum(n1, n0))) if n1.size else 0
     return EventStats(False, k, lw, a1 / e1 - a0 / e0, a1, e1, a0, e0, n_min, cov)
 
@@ -385,7 +389,7 @@ def _solve(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lo: np.ndarray, hi
     return hi
 
 
-def _wald_guess(st: EventStats, z: float) -> np.ndarray:
+def _wald_guess(st: EventStats, z: float | np.ndarray) -> np.ndarray:
     """A starting point for the score bound: Wald with add-one shares."""
     if st.paired:
         pp, pm = (st.a1 + 0.5) / (st.m1 + 1), (st.a0 + 0.5) / (st.m1 + 1)
@@ -413,21 +417,29 @@ def score_upper(st: EventStats, z: float, idx: np.ndarray | None = None) -> np.n
     return out.reshape(np.shape(sub.d)) if np.ndim(sub.d) > 1 else out.reshape(shape[1])
 
 
-def _envelope(st: EventStats, z: float, idx: np.ndarray | None, largest: bool) -> np.ndarray:
+def _envelope(st: EventStats, z: float | np.ndarray, idx: np.ndarray | None, largest: bool,
+              mask: np.ndarray | None = None) -> np.ndarray:
     """Per table, ``max_A U_A(z)`` (``largest``) or ``min_A U_A(z)`` over events ``idx``: one root each.
 
     ``max_A T_A(delta) + z`` (``min``) is decreasing in delta with its root at the largest
-    (smallest) event bound, so one root per table replaces one per event.
+    (smallest) event bound, so one root per table replaces one per event. ``z`` may differ by
+    table; ``mask`` (tables x events) restricts each table's events.
     """
     fl = (st if idx is None else st.take(idx)).flat()
+    n_tab = fl.d.shape[0]
+    zt = np.broadcast_to(np.asarray(z, dtype=np.float64).reshape(-1), (n_tab,))
     red = np.max if largest else np.min
+    off = -np.inf if largest else np.inf
+    use = np.ones(fl.d.shape, dtype=bool) if mask is None else mask.reshape(fl.d.shape)
     cols = (fl.a1, fl.m1, fl.a0, fl.m0, fl.d, fl.cc)
 
     def f(x: np.ndarray, act: np.ndarray) -> np.ndarray:
-        return red(_statistic(st.paired, *(v[act] for v in cols), x[:, None]), axis=1) + z
+        t = _statistic(st.paired, *(v[act] for v in cols), x[:, None])
+        return red(np.where(use[act], t, off), axis=1) + zt[act]
 
-    d = np.clip(fl.d, -1.0, 1.0)
-    out = _solve(f, red(d, axis=1), np.ones(d.shape[0]), red(_wald_guess(fl, z), axis=1))
+    d = np.where(use, np.clip(fl.d, -1.0, 1.0), off)
+    guess = np.where(use, _wald_guess(fl, zt[:, None]), off)
+    out = _solve(f, red(d, axis=1), np.ones(n_tab), red(guess, axis=1))
     lead = np.shape(st.d)[:-1]
     return out.reshape(lead) if lead else out.reshape(())
 
@@ -448,8 +460,8 @@ def upper_bound(st: EventStats, level: float) -> np.ndarray:
 
 def _sup_t_lower_crit(st: EventStats, level: float) -> tuple[float, np.ndarray]:
     """Critical value of the lower bound and the selected events (CLR 2013 inequality selection)."""
-    if st.cov is None or np.ndim(st.d) != 1:
-        raise ValueError("the lower bound needs a single table with its covariance")
+    if st.cov is None or np.ndim(st.d) != 1 or np.ndim(st.cov) != 2:
+        raise ValueError("the sup-t critical value needs a single table with its covariance")
     ev = st.events
     half = ev.shape[0] // 2
     evh = ev[:half]
@@ -472,8 +484,8 @@ def _sup_t_lower_crit(st: EventStats, level: float) -> tuple[float, np.ndarray]:
     return float(np.quantile(np.maximum(up, dn), level, method="higher")), np.flatnonzero(sel)
 
 
-def lower_bound(st: EventStats, level: float) -> float:
-    """One-sided ``level`` lower confidence bound of the TVD (a single table).
+def lower_bound(st: EventStats, level: float) -> np.ndarray:
+    """One-sided ``level`` lower confidence bound of the TVD (leading axes: tables, with their ``cov``).
 
     Events: ``max_{A in V} L_A(c)``, ``L_A = -U_{A^c}``, with the sup-t critical value ``c`` over
     the selected events ``V``; levels: ``sum_k (L_k(z_{1 - (1 - level) / K}))_+``.
@@ -482,16 +494,26 @@ def lower_bound(st: EventStats, level: float) -> float:
     if st.level_wise:
         k = st.n_levels
         low = -score_upper(st, quantile(st, 1 - (1 - level) / k), _complement(np.arange(k), n_ev))
-        return float(np.clip(np.clip(low, 0.0, None).sum(), 0.0, 1.0))
-    crit, sel = _sup_t_lower_crit(st, level)
-    low = -_envelope(st, crit, _complement(sel, n_ev), largest=False)
-    return float(np.clip(low, 0.0, 1.0))
+        return np.clip(np.clip(low, 0.0, None).sum(axis=-1), 0.0, 1.0)
+    if st.cov is None:
+        raise ValueError("the lower bound needs the covariance of the share differences (event_stats)")
+    lead = np.shape(st.d)[:-1]
+    fl = st.flat()
+    covs = np.asarray(st.cov).reshape(-1, st.n_levels, st.n_levels)
+    crit = np.empty(fl.d.shape[0])
+    mask = np.zeros(fl.d.shape, dtype=bool)
+    for i in range(fl.d.shape[0]):
+        one = replace(fl, d=fl.d[i], a1=fl.a1[i], m1=fl.m1[i], a0=fl.a0[i], m0=fl.m0[i], cov=covs[i])
+        crit[i], sel = _sup_t_lower_crit(one, level)
+        mask[i, _complement(sel, n_ev)] = True
+    low = -_envelope(fl, crit, None, largest=False, mask=mask)
+    return np.clip(low, 0.0, 1.0).reshape(lead) if lead else np.clip(low, 0.0, 1.0).reshape(())
 
 
 def _interval(st: EventStats, conf_level: float) -> tuple[float, float]:
     level = 1.0 - (1.0 - conf_level) / 2.0
     hi = float(upper_bound(st, level))
-    return min(lower_bound(st, level), hi), hi
+    return min(float(lower_bound(st, level)), hi), hi
 
 
 def tvd_conf_int(x1: np.ndarray, x0: np.ndarray, conf_level: float, *, paired: bool = False) -> tuple[float, float]:
@@ -550,3 +572,19 @@ def tvd_conf_int_counts(c1: np.ndarray, c0: np.ndarray, conf_level: float) -> tu
     if c1.sum() == 0 or c0.sum() == 0:
         return math.nan, math.nan
     return _interval(event_stats_counts(c1, c0), conf_level)
+
+
+def tvd_conf_int_tables(c1: np.ndarray, c0: np.ndarray, conf_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`tvd_conf_int_counts` for many tables at once: ``(T, K)`` counts, ``(conf_low, conf_high)`` arrays.
+
+    The same numbers as calling :func:`tvd_conf_int_counts` table by table (one root per table
+    and bound instead of one call each). Every table needs answers in both arms.
+    """
+    c1 = np.asarray(c1, dtype=np.float64)
+    c0 = np.asarray(c0, dtype=np.float64)
+    if (c1.sum(axis=-1) == 0).any() or (c0.sum(axis=-1) == 0).any():
+        raise ValueError("every table needs answers in both arms")
+    st = event_stats_counts(c1, c0)
+    level = 1.0 - (1.0 - conf_level) / 2.0
+    hi = upper_bound(st, level)
+    return np.minimum(lower_bound(st, level), hi), hi

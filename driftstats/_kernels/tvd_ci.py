@@ -32,6 +32,8 @@ discrete statistics above, rather than around, the nominal level.
   their pre-test level ``1 - 0.1 / log n``.
 * Two-sided ``conf_level = 1 - alpha``: each side at ``1 - alpha / 2``.
 
+:func:`tvd_conf_int_tables` computes the interval for many count tables at once.
+
 Critical values come from ``N_DRAWS`` fixed draws (seed ``DRAW_SEED + K``): the interval is
 deterministic. With ``K > MAX_EVENT_LEVELS`` levels (``2^K - 2`` events are too many) the band
 runs over the levels at the Bonferroni level ``1 - a / K`` and
@@ -559,7 +561,18 @@ def tvd_conf_int(x1: np.ndarray, x0: np.ndarray, conf_level: float, *, paired: b
 def tvd_conf_int_counts(c1: np.ndarray, c0: np.ndarray, conf_level: float) -> tuple[float, float]:
     """Valid ``conf_level`` interval for ``TV`` from the answer counts per level of two independent arms.
 
-    The same interval as :func:`tvd_conf_int` on the one-hot unit vectors of these counts.
+    Parameters
+    ----------
+    c1, c0
+        Answer counts per level (``K`` each) of arm 1 and arm 0.
+    conf_level
+        Two-sided level.
+
+    Returns
+    -------
+    tuple of float
+        ``(conf_low, conf_high)``: the interval of :func:`tvd_conf_int` on the one-hot unit
+        vectors of these counts; NaN when an arm has no answers.
 
     Examples
     --------

@@ -63,7 +63,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 __all__ = [
     "DRAW_SEED",
@@ -305,9 +305,9 @@ def _mn_variance(x1: np.ndarray, n1: np.ndarray, x0: np.ndarray, n0: np.ndarray,
     r = np.sqrt(np.maximum(b**2 - t1 / (3 * big_n), 0.0))
     p = np.where(q < 0, -r, r)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cosarg = np.clip(np.where(p != 0, q / p**3, 0.0), -1.0, 1.0)
+        cosarg = np.minimum(np.maximum(np.where(p != 0, q / p**3, 0.0), -1.0), 1.0)
     p0 = np.where(delta == 0, x / big_n, 2 * p * np.cos((np.pi + np.arccos(cosarg)) / 3) - b)
-    p0 = np.clip(p0, np.maximum(0.0, -delta), np.minimum(1.0, 1.0 - delta))
+    p0 = np.minimum(np.maximum(p0, np.maximum(0.0, -delta)), np.minimum(1.0, 1.0 - delta))
     p1 = p0 + delta
     return (p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0) * big_n / (big_n - 1)
 
@@ -339,12 +339,12 @@ def score_statistic(st: EventStats, delta: float | np.ndarray) -> np.ndarray:
 
 def quantile(st: EventStats, p: float) -> float:
     """Quantile of the reference distribution of the score statistics (normal, or t with ``st.df``)."""
-    return float(stats.norm.ppf(p) if math.isinf(st.df) else stats.t.ppf(p, st.df))
+    return float(special.ndtri(p) if math.isinf(st.df) else special.stdtrit(st.df, p))
 
 
 def reference_cdf(st: EventStats, t: np.ndarray) -> np.ndarray:
     """CDF of the reference distribution of the score statistics at ``t``."""
-    return stats.norm.cdf(t) if math.isinf(st.df) else stats.t.cdf(t, st.df)
+    return special.ndtr(t) if math.isinf(st.df) else special.stdtr(st.df, t)
 
 
 # --------------------------------------------------------------------------- score bounds

@@ -578,8 +578,10 @@ def test_replicate_logs_count_engine_agrees_with_exact_engine() -> None:
         log = ds.simulate_nco_log(n_per_arm=300, tvd=[0.0, 0.08], n_nco=2, replicates=3, paired=paired, seed=67)
         a = ds.nco_test(log, engine="exact", n_perm=1999, n_boot=0).tidy().set_index("term")
         b = ds.nco_test(log, engine="counts", n_perm=1999, n_boot=0).tidy().set_index("term")
-        for col in ("estimate", "conf_low", "conf_high", "statistic", "mean_shift", "mean_shift_low"):
+        for col in ("estimate", "statistic", "mean_shift", "mean_shift_low"):
             np.testing.assert_allclose(a[col], b[col], rtol=1e-12, err_msg=f"{col} paired={paired}")
+        for col in ("conf_low", "conf_high"):  # the score band's bounds are roots found numerically on each path
+            np.testing.assert_allclose(a[col], b[col], rtol=1e-7, atol=1e-9, err_msg=f"{col} paired={paired}")
         mc = 4 * np.sqrt(0.25 / 1999) * np.sqrt(2)
         assert (abs(a["p_value"] - b["p_value"]) < mc).all()
         assert (abs(a["null_mean"] - b["null_mean"]) < 0.003).all()

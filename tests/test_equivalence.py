@@ -25,7 +25,7 @@ from driftstats._kernels.tvd_ci import (
     score_statistic,
     tvd_conf_int,
 )
-from driftstats.errors import InvalidArgumentError
+from driftstats.errors import InvalidAnswersWarning, InvalidArgumentError
 
 REF = Path(__file__).parent / "reference" / "equivalence" / "score_tost.csv"
 MC_SIGMAS = 3.0
@@ -225,7 +225,8 @@ def test_invalid_answers_are_counted() -> None:
     df = log.sql("SELECT * FROM answers")
     df.loc[df.index[:3], "valid"] = False
     bad = ds.read_log(df, items=log.sql("SELECT * FROM items"))
-    res = ds.equivalence_test(bad, margin=0.2)
+    with pytest.warns(InvalidAnswersWarning, match="3 answer row"):
+        res = ds.equivalence_test(bad, margin=0.2)
     assert res.glance()["n_dropped"].iloc[0] == 3
     assert any("3 answer row" in d for d in res.diagnostics)
 

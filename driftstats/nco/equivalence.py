@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -14,7 +15,7 @@ from driftstats._kernels.perm import layout
 from driftstats._kernels.tvd_ci import EventStats, event_stats, method_name
 from driftstats._provenance import provenance
 from driftstats._result import Result
-from driftstats.errors import InvalidArgumentError
+from driftstats.errors import InvalidAnswersWarning, InvalidArgumentError
 from driftstats.log.query.design import count_answers, resolve_strata
 from driftstats.log.simlog import SimLog, Source, as_log
 from driftstats.nco._data import PairData, Pairs, extract, resolve_items, resolve_pairs
@@ -133,7 +134,8 @@ def equivalence_test(
     EquivalenceResult
         ``tidy()``: one row per NCO, arm pair, group and method: ``estimate`` (plug-in TVD),
         ``statistic``, ``p_value_equiv``, ``equivalent``, ``upper_bound``, ``margin``, ``n_1``,
-        ``n_0``, ``n_levels``, ``note``. Answers flagged invalid are left out; ``glance()["n_dropped"]``
+        ``n_0``, ``n_levels``, ``note``. Answers flagged invalid are left out (with an
+        :class:`~driftstats.errors.InvalidAnswersWarning`); ``glance()["n_dropped"]``
         and the diagnostics count them.
 
     Raises
@@ -180,7 +182,9 @@ def equivalence_test(
                        mode=mode)
     n_invalid = count_answers(sl, [i.item for i in items], mode, valid=False)
     if n_invalid:
-        diagnostics.append(f"{n_invalid} answer row(s) flagged invalid were left out of the equivalence tests")
+        msg = f"{n_invalid} answer row(s) flagged invalid were left out of the equivalence tests"
+        warnings.warn(f"equivalence_test: {msg}.", InvalidAnswersWarning, stacklevel=2)
+        diagnostics.append(msg)
     alpha = 1 - conf_level
     rows: list[dict[str, Any]] = []
     n_paired = n_unpaired = 0

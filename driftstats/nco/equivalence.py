@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from driftstats._args import check_by, check_choice, check_conf_level
+from driftstats._args import check_by, check_choice, check_conf_level, check_margin
 from driftstats._kernels.equiv import iut_tost, projection_equivalence
 from driftstats._kernels.perm import layout
 from driftstats._kernels.tvd_ci import EventStats, event_stats, method_name
@@ -23,18 +23,6 @@ from driftstats.nco._data import PairData, Pairs, extract, resolve_items, resolv
 __all__ = ["EquivMethod", "EquivalenceResult", "equivalence_test", "unit_shares"]
 
 EquivMethod = Literal["iut", "projection"]
-
-
-def check_margin(margin: float) -> float:
-    try:
-        ok = 0.0 < float(margin) < 1.0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise InvalidArgumentError(
-            f"margin must be a TVD in (0, 1), the largest drift you would call negligible (e.g. 0.05); got {margin!r}."
-        )
-    return float(margin)
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -12,6 +12,7 @@ from driftstats._args import (
     DEFAULT_SEED,
     check_choice,
     check_conf_level,
+    check_margin,
     check_positive_int,
     rng_from,
     seed_value,
@@ -21,7 +22,7 @@ from driftstats._kernels.tvd_ci import event_stats_counts
 from driftstats._provenance import provenance
 from driftstats._result import Result
 from driftstats.errors import InvalidArgumentError
-from driftstats.nco.equivalence import EquivMethod, check_margin
+from driftstats.nco.equivalence import EquivMethod
 from driftstats.simulate.nco import tilt_categorical
 
 __all__ = ["PowerResult", "equivalence_power_draws", "nco_power", "nco_sample_size"]

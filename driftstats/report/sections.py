@@ -50,7 +50,8 @@ def drift_section(a: Any) -> Section:
         "the arms' answer distributions; 'excess' is the TVD above its permutation-null mean (comparable across NCOs and "
         "sample sizes); the interval is the valid one (a score band over events: it covers also with rare or empty "
         "levels); p is the permutation p-value and p (FWER) the family-wise min-p adjusted one across the NCOs of a "
-        "comparison. 'Equivalent' means the score TOST intersection-union test shows TVD < margin.")]
+        "comparison. 'Equivalent' means the valid interval's upper bound (at level 1 - 2 alpha, the TOST convention) is "
+        "below the margin: the intersection-union test over events shows TVD < margin.")]
     nco = a.results.get("nco")
     if nco is None:
         blocks.append(Block("skipped", a.skipped.get("nco", "no NCO results")))

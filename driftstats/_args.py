@@ -22,6 +22,7 @@ __all__ = [
     "check_by",
     "check_choice",
     "check_conf_level",
+    "check_margin",
     "check_positive_int",
     "rng_from",
     "seed_value",
@@ -56,6 +57,19 @@ def check_conf_level(conf_level: float, name: str = "conf_level") -> float:
             f"{name} must be a number strictly between 0 and 1 (e.g. 0.95); got {conf_level!r}."
         )
     return float(conf_level)
+
+
+def check_margin(margin: float, name: str = "margin") -> float:
+    """A TVD equivalence margin: strictly between 0 and 1."""
+    try:
+        ok = 0.0 < float(margin) < 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(
+            f"{name} must be a TVD strictly between 0 and 1, the largest drift you would call negligible "
+            f"(e.g. 0.05); got {margin!r}.")
+    return float(margin)
 
 
 def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:

@@ -174,3 +174,11 @@ def test_did_line_reports_the_agreement_test_across_ncos(study_audit) -> None:
         assert "The NCOs disagree" in line
     else:
         assert "consistent with, but does not prove, equi-confounding" in line
+
+
+def test_inconclusive_verdict_says_how_many_users_would_do() -> None:
+    q = ds.audit(ds.simulate_study_log(n_per_arm=150, drift=0.0, n_placebo=0, seed=3), n_perm=199, n_boot=0)
+    assert q.verdict.bottom_line.startswith("Bottom line: inconclusive.")
+    k = max(q.log.item(n).n_levels for n in q.log.item_names("nco"))
+    n = ds.nco_sample_size(margin=0.05, n_levels=k, power=0.8, method="projection", draws=2000)
+    assert f"about {float(f'{n:.2g}'):,.0f} per arm would give 80%" in q.verdict.bottom_line

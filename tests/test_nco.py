@@ -6,10 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from statsmodels.stats.proportion import tost_proportions_2indep
 
 import driftstats as ds
-from driftstats._kernels.equiv import iut_tost
 from driftstats._kernels.means import paired_t, welch_t
 from driftstats._kernels.tvd import (
     bh_adjust,
@@ -18,7 +16,6 @@ from driftstats._kernels.tvd import (
     minp_fwer,
     pearson_chi2,
     perm_pvalue,
-    projection_interval,
 )
 from driftstats.errors import (
     InsufficientDataError,
@@ -50,20 +47,6 @@ def test_chi2_and_g_match_scipy() -> None:
     g, _, _, _ = stats.chi2_contingency(table[:, :3], correction=False, lambda_="log-likelihood")
     assert pearson_chi2(table) == pytest.approx(chi2, rel=1e-10)
     assert g_statistic(table) == pytest.approx(g, rel=1e-10)
-
-
-def test_tost_pieces_match_statsmodels() -> None:
-    rng = np.random.default_rng(1)
-    n1, n0, k, margin = 400, 350, 4, 0.1
-    c1 = np.bincount(draw(rng, [0.3, 0.3, 0.2, 0.2], n1), minlength=k)
-    c0 = np.bincount(draw(rng, [0.25, 0.3, 0.25, 0.2], n0), minlength=k)
-    q1, q0 = c1 / n1, c0 / n0
-    se = np.sqrt(q1 * (1 - q1) / n1 + q0 * (1 - q0) / n0)
-    p_iut, _ = iut_tost(q1 - q0, se, margin)
-    dk = 2 * margin / k
-    ref = [tost_proportions_2indep(c1[i], n1, c0[i], n0, low=-dk, upp=dk, method="wald", compare="diff",
-                                   correction=False).pvalue for i in range(k)]
-    assert p_iut == pytest.approx(max(ref), rel=1e-10)
 
 
 def test_welch_and_paired_match_scipy() -> None:
@@ -177,15 +160,6 @@ def test_nco_test_never_calls_gc_collect(monkeypatch) -> None:
     ds.nco_test(log, n_perm=99, n_boot=0)
 
 
-def test_projection_interval_by_hand() -> None:
-    d, se = np.array([0.1, -0.05, -0.05]), np.array([0.02, 0.03, 0.01])
-    z = stats.norm.ppf(1 - 0.05 / 6)
-    lo, hi = d - z * se, d + z * se
-    expect_low = 0.5 * (lo[0] + 0 + max(-hi[2], 0))
-    expect_high = 0.5 * np.maximum(np.abs(lo), np.abs(hi)).sum()
-    assert projection_interval(d, se, 0.95) == pytest.approx((expect_low, expect_high))
-
-
 # ----------------------------------------------------------------------------- null mean (methods 3.1)
 @pytest.mark.parametrize(("k", "n", "table"), [(2, 100, 0.056), (5, 100, 0.113), (5, 500, 0.051), (10, 200, 0.119)])
 def test_null_mean_reproduces_methods_table(k, n, table) -> None:
@@ -260,25 +234,6 @@ def test_power_under_drift() -> None:
 
 
 # ----------------------------------------------------------------------------- coverage
-@pytest.mark.parametrize("k", [2, 5, 10])
-@pytest.mark.parametrize("n", [50, 200, 1000])
-@pytest.mark.parametrize("tv", [0.0, 0.1, 0.3])
-def test_projection_interval_covers_true_tvd(k, n, tv) -> None:
-    """The valid projection interval covers the true TVD at >= the nominal level (300 reps, 3 SE)."""
-    rng = np.random.default_rng(1000 * k + n + int(100 * tv))
-    q0 = np.full(k, 1 / k)
-    q1 = tilt_categorical(q0, tv)
-    reps = 300
-    h1 = rng.multinomial(n, q1, size=reps) / n
-    h0 = rng.multinomial(n, q0, size=reps) / n
-    se = np.sqrt(h1 * (1 - h1) / n + h0 * (1 - h0) / n)
-    covered = 0
-    for r in range(reps):
-        lo, hi = projection_interval(h1[r] - h0[r], se[r], 0.95)
-        covered += lo - 1e-12 <= tv <= hi + 1e-12
-    assert covered / reps >= 0.95 - band(0.95, reps)
-
-
 def test_bootstrap_interval_is_labelled_approximate_and_undercovers_at_zero() -> None:
     """The basic bootstrap interval is documented and named as approximate, and it under-covers at TV = 0."""
     doc = NcoTestResult.__doc__ + ds.nco_test.__doc__
@@ -293,49 +248,6 @@ def test_bootstrap_interval_is_labelled_approximate_and_undercovers_at_zero() ->
                            conf_level=0.95, rng=rng)
         covered += out.rows[0]["conf_low_approx"] <= 1e-12
     assert covered / reps < 0.95 - band(0.95, reps)
-
-
-# ----------------------------------------------------------------------------- equivalence and power
-def test_equivalence_size_at_the_margin() -> None:
-    """K = 2 with d = (delta, -delta): the IUT is at its boundary; size <= alpha (+ MC error)."""
-    rng = np.random.default_rng(15)
-    delta, n, reps = 0.1, 500, 2000
-    q0 = np.array([0.5, 0.5])
-    q1 = q0 + np.array([delta, -delta])
-    h1 = rng.multinomial(n, q1, size=reps) / n
-    h0 = rng.multinomial(n, q0, size=reps) / n
-    se = np.sqrt(h1 * (1 - h1) / n + h0 * (1 - h0) / n)
-    p, _ = iut_tost(h1 - h0, se, delta)
-    assert (p < 0.05).mean() <= 0.05 + band(0.05, reps)
-    assert (p < 0.05).mean() > 0.02  # the boundary is attained: the test is not trivially conservative
-
-
-def test_power_function_agrees_with_simulation() -> None:
-    """nco_power (Gaussian) against brute-force multinomial simulation of the same test."""
-    rng = np.random.default_rng(16)
-    n, k, margin, reps = 2000, 5, 0.1, 1500
-    q = np.full(k, 1 / k)
-    h1 = rng.multinomial(n, q, size=reps) / n
-    h0 = rng.multinomial(n, q, size=reps) / n
-    se = np.sqrt(h1 * (1 - h1) / n + h0 * (1 - h0) / n)
-    p, _ = iut_tost(h1 - h0, se, margin)
-    simulated = (p < 0.05).mean()
-    analytic = ds.nco_power(n, margin=margin, n_levels=k, method="iut", draws=20000, seed=1).tidy()["power"].iloc[0]
-    assert abs(simulated - analytic) < 4 * np.sqrt(simulated * (1 - simulated) / reps + 0.25 / 20000)
-
-
-def test_power_reproduces_methods_table() -> None:
-    res = ds.nco_power([1000, 2000, 4000], margin=0.1, n_levels=5, draws=20000, seed=2).tidy()
-    iut = res[res["term"] == "iut"]["power"].to_numpy()
-    proj = res[res["term"] == "projection"]["power"].to_numpy()
-    np.testing.assert_allclose(iut, [0.03, 0.53, 0.97], atol=0.03)
-    np.testing.assert_allclose(proj[1:], [0.25, 1.00], atol=0.03)
-
-
-def test_sample_size_is_consistent_with_power() -> None:
-    n = ds.nco_sample_size(margin=0.1, n_levels=5, power=0.8, draws=5000)
-    pw = ds.nco_power([n, int(n * 0.9)], margin=0.1, n_levels=5, method="iut", draws=5000, seed=0).tidy()["power"]
-    assert pw.iloc[0] >= 0.8 > pw.iloc[1]
 
 
 # ----------------------------------------------------------------------------- the log-level API
@@ -666,8 +578,10 @@ def test_replicate_logs_count_engine_agrees_with_exact_engine() -> None:
         log = ds.simulate_nco_log(n_per_arm=300, tvd=[0.0, 0.08], n_nco=2, replicates=3, paired=paired, seed=67)
         a = ds.nco_test(log, engine="exact", n_perm=1999, n_boot=0).tidy().set_index("term")
         b = ds.nco_test(log, engine="counts", n_perm=1999, n_boot=0).tidy().set_index("term")
-        for col in ("estimate", "conf_low", "conf_high", "statistic", "mean_shift", "mean_shift_low"):
+        for col in ("estimate", "statistic", "mean_shift", "mean_shift_low"):
             np.testing.assert_allclose(a[col], b[col], rtol=1e-12, err_msg=f"{col} paired={paired}")
+        for col in ("conf_low", "conf_high"):  # the score band's bounds are roots found numerically on each path
+            np.testing.assert_allclose(a[col], b[col], rtol=1e-7, atol=1e-9, err_msg=f"{col} paired={paired}")
         mc = 4 * np.sqrt(0.25 / 1999) * np.sqrt(2)
         assert (abs(a["p_value"] - b["p_value"]) < mc).all()
         assert (abs(a["null_mean"] - b["null_mean"]) < 0.003).all()

@@ -9,16 +9,20 @@ from typing import ClassVar
 import numpy as np
 
 from driftstats._args import (
+    DEFAULT_SEED,
     check_choice,
     check_conf_level,
+    check_margin,
     check_positive_int,
     rng_from,
     seed_value,
 )
-from driftstats._kernels.equiv import iut_tost, projection_equivalence
-from driftstats._result import Provenance, Result
+from driftstats._kernels.equiv import iut_tost, projection_decision
+from driftstats._kernels.tvd_ci import event_stats_counts
+from driftstats._provenance import provenance
+from driftstats._result import Result
 from driftstats.errors import InvalidArgumentError
-from driftstats.nco.equivalence import EquivMethod, check_margin
+from driftstats.nco.equivalence import EquivMethod
 from driftstats.simulate.nco import tilt_categorical
 
 __all__ = ["PowerResult", "equivalence_power_draws", "nco_power", "nco_sample_size"]
@@ -33,34 +37,34 @@ class PowerResult(Result):
     TIDY_EXTRAS: ClassVar[tuple[str, ...]] = ("n_per_arm", "n_levels", "margin", "power")
     GLANCE_EXTRAS: ClassVar[tuple[str, ...]] = ("n_tests",)
     ASSUMPTIONS: ClassVar[tuple[str, ...]] = (
-        "Independent arms with one answer per unit (no pairing); the share estimates are approximated as "
-        "Gaussian with their exact multinomial covariance, and the test is applied to each draw exactly as "
-        "equivalence_test applies it to data.",
+        "Independent arms with one sampled answer per unit (no pairing): the answer counts of each arm are "
+        "multinomial, drawn exactly, and each draw is tested with the kernels equivalence_test runs on data "
+        "(score statistics, continuity-corrected). Paired designs and distribution mode usually have more "
+        "power than this.",
     )
 
 
-def _shares(q: np.ndarray, n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
-    cov = (np.diag(q) - np.outer(q, q)) / n
-    # the covariance is singular (shares sum to 1): draw through its eigen-decomposition
-    w, v = np.linalg.eigh(cov)
-    z = rng.standard_normal((draws, q.size)) * np.sqrt(np.clip(w, 0, None))
-    return q + z @ v.T
+_CHUNK = 2000
 
 
 def equivalence_power_draws(
     q1: np.ndarray, q0: np.ndarray, n1: int, n0: int, margin: float, conf_level: float,
     method: str, draws: int, rng: np.random.Generator,
 ) -> np.ndarray:
-    """Decisions (bool per draw) of the equivalence test under Gaussian share estimates."""
-    h1, h0 = _shares(q1, n1, draws, rng), _shares(q0, n0, draws, rng)
-    h1c, h0c = np.clip(h1, 0, 1), np.clip(h0, 0, 1)
-    se = np.sqrt(h1c * (1 - h1c) / n1 + h0c * (1 - h0c) / n0)
-    d = h1 - h0
-    if method == "iut":
-        p, _ = iut_tost(d, se, margin)
-        return p < (1 - conf_level)
-    upper, _ = projection_equivalence(d, se, margin, conf_level)
-    return upper < margin
+    """Decisions (bool per draw) of the equivalence test on multinomial answer counts.
+
+    Each draw is a pair of count tables (``n1`` answers from ``q1``, ``n0`` from ``q0``) tested
+    exactly as :func:`~driftstats.equivalence_test` tests sampled answers of independent arms.
+    """
+    out = np.empty(draws, dtype=bool)
+    for start in range(0, draws, _CHUNK):
+        c = min(_CHUNK, draws - start)
+        st = event_stats_counts(rng.multinomial(n1, q1, size=c), rng.multinomial(n0, q0, size=c))
+        if method == "iut":
+            out[start:start + c] = iut_tost(st, margin)[0] < 1 - conf_level
+        else:
+            out[start:start + c] = projection_decision(st, margin, conf_level)
+    return out
 
 
 def _qs(n_levels: int, q0: Sequence[float] | None, tvd: float) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +85,7 @@ def nco_power(
     method: EquivMethod | Sequence[EquivMethod] = ("iut", "projection"),
     conf_level: float = 0.95,
     draws: int = 20_000,
-    seed: int | np.random.Generator | None = 0,
+    seed: int | np.random.Generator | None = DEFAULT_SEED,
 ) -> PowerResult:
     """Power of :func:`equivalence_test` to conclude TV < ``margin``.
 
@@ -96,8 +100,29 @@ def nco_power(
         The true TVD (the compared arm is ``q0`` tilted by ``tvd``; 0 = no drift).
     q0
         Level distribution in the reference arm (default uniform).
+    method
+        ``"iut"`` and / or ``"projection"``, as in :func:`equivalence_test`.
+    conf_level
+        ``1 - alpha`` of the tests.
     draws
         Monte Carlo draws; ``std_error`` in ``tidy()`` is the Monte Carlo standard error.
+    seed
+        Default 0: results are reproducible; ``seed=None`` draws fresh entropy.
+
+    Returns
+    -------
+    PowerResult
+        ``tidy()``: one row per method and size: ``power`` (= ``estimate``), its Monte Carlo
+        ``std_error``, ``n_per_arm``, ``n_levels``, ``margin``.
+
+    Notes
+    -----
+    Each draw is a pair of multinomial answer-count tables, tested by the same kernels as
+    :func:`equivalence_test` (score statistics with continuity correction), so the power is that
+    of the test the verb runs on sampled answers of independent arms, up to Monte Carlo error.
+    The projection test is much more powerful than the per-level IUT for ``K > 2``: the IUT
+    spends the margin as ``2 * margin / K`` per level, the projection test tests each event
+    against the whole margin.
 
     Examples
     --------
@@ -123,9 +148,9 @@ def nco_power(
             pw = float(dec.mean())
             rows.append({"term": m, "n_per_arm": n, "n_levels": n_levels, "margin": margin, "estimate": pw,
                          "power": pw, "std_error": float(np.sqrt(max(pw * (1 - pw), 1e-12) / draws))})
-    info = {"method": "equivalence power (Gaussian Monte Carlo)", "conf_level": conf_level,
+    info = {"method": "equivalence power (multinomial Monte Carlo of the score tests)", "conf_level": conf_level,
             "alternative": "less", "seed": seed_value(seed), "n_tests": len(rows)}
-    return PowerResult.build(rows, info, provenance=Provenance(call="nco_power", seed=seed_value(seed)))
+    return PowerResult.build(rows, info, provenance=provenance("nco_power", seed=seed))
 
 
 def nco_sample_size(
@@ -138,10 +163,31 @@ def nco_sample_size(
     method: EquivMethod = "iut",
     conf_level: float = 0.95,
     draws: int = 20_000,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     n_max: int = 1_000_000,
 ) -> int:
     """Smallest units per arm for which :func:`nco_power` reaches ``power`` (bisection).
+
+    Parameters
+    ----------
+    margin, n_levels, tvd, q0, method, conf_level, draws
+        As in :func:`nco_power` (one method; default the per-level IUT).
+    power
+        The power to reach.
+    seed
+        Default 0: results are reproducible; every size is simulated from this seed.
+    n_max
+        Give up beyond this many units per arm.
+
+    Returns
+    -------
+    int
+        Units per arm (in both arms).
+
+    Raises
+    ------
+    InvalidArgumentError
+        ``power`` outside (0, 1), an unknown method, or ``power`` not reached by ``n_max``.
 
     Examples
     --------

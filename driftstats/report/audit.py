@@ -21,6 +21,7 @@ from driftstats._args import (
     DEFAULT_SEED,
     check_choice,
     check_conf_level,
+    check_margin,
     check_positive_int,
 )
 from driftstats._result import Result
@@ -145,18 +146,6 @@ def check_report_path(path: str | Path) -> Path:
     return path
 
 
-def _check_margin(margin: float) -> float:
-    try:
-        ok = 0.0 < float(margin) < 1.0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise InvalidArgumentError(
-            f"margin must be a TVD strictly between 0 and 1, the largest drift you would call negligible "
-            f"(e.g. 0.05); got {margin!r}.")
-    return float(margin)
-
-
 def audit(
     log: SimLog | Source,
     *,
@@ -211,7 +200,7 @@ def audit(
     AuditStepError
         A step failed and ``keep_going`` is False.
     """
-    margin = _check_margin(margin)
+    margin = check_margin(margin)
     check_choice("mode", mode, Mode)
     n_perm = check_positive_int("n_perm", n_perm, minimum=19)
     n_boot = check_positive_int("n_boot", n_boot, minimum=0)

@@ -40,16 +40,16 @@ def audit(
     debug: DebugOpt = False,
 ) -> None:
     """Audit a simulation log and write a self-contained HTML report."""
-    from driftstats._args import check_choice, check_conf_level, check_positive_int
+    from driftstats._args import check_choice, check_conf_level, check_margin, check_positive_int
     from driftstats.log import read_log
-    from driftstats.report.audit import AuditStepError, _check_margin, check_report_path
+    from driftstats.report.audit import AuditStepError, check_report_path
     from driftstats.report.audit import audit as run_audit
 
     console = Console(highlight=False)
     t0 = time.perf_counter()
     with user_errors(debug):
         # every argument is checked before any work starts
-        _check_margin(margin)
+        check_margin(margin, name="--margin")
         check_choice("--mode", mode, Literal["sample", "dist"])
         check_positive_int("--n-perm", n_perm, minimum=19)
         check_positive_int("--n-boot", n_boot, minimum=0)

@@ -48,9 +48,10 @@ def drift_section(a: Any) -> Section:
         "Negative control outcomes (NCOs) are attributes the intervention cannot change. If their distribution differs "
         "between arms, the arms hold different implied populations (user drift). TVD = total variation distance between "
         "the arms' answer distributions; 'excess' is the TVD above its permutation-null mean (comparable across NCOs and "
-        "sample sizes); the interval is the valid (conservative) projection interval; p is the permutation p-value and "
-        "p (FWER) the family-wise min-p adjusted one across the NCOs of a comparison. 'Equivalent' means the TOST "
-        "intersection-union test shows TVD < margin.")]
+        "sample sizes); the interval is the valid one (a score band over events: it covers also with rare or empty "
+        "levels); p is the permutation p-value and p (FWER) the family-wise min-p adjusted one across the NCOs of a "
+        "comparison. 'Equivalent' means the valid interval's upper bound (at level 1 - 2 alpha, the TOST convention) is "
+        "below the margin: the intersection-union test over events shows TVD < margin.")]
     nco = a.results.get("nco")
     if nco is None:
         blocks.append(Block("skipped", a.skipped.get("nco", "no NCO results")))

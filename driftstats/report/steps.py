@@ -299,7 +299,7 @@ def _register_builtin() -> None:
              ("nco",), lambda c: nco(c, c.settings.mode), items=lambda c: c.ncos),
         Step("equivalence", lambda c: f"equivalence tests at margin {c.settings.margin}", ("categorical_nco",),
              lambda c: equivalence_test(c.log, margin=c.settings.margin, nco=list(cat_ncos(c)), strata=c.settings.strata,
-                                        mode=c.settings.mode, method="iut", conf_level=c.settings.conf_level),
+                                        mode=c.settings.mode, method="projection", conf_level=c.settings.conf_level),
              items=cat_ncos),
         Step("nco_dist", lambda c: "NCO drift tests on the option probabilities (distribution mode)", ("nco", "dist"),
              lambda c: nco(c, "dist"), items=lambda c: c.ncos, mode="dist"),

@@ -165,7 +165,7 @@ def _treated_line(f: DriftFinding, s: AuditSettings, eff: Any, power: Any, many:
     n_eq = len(set(f.equivalent) & set(f.tested))
     shown = "none of them" if n_eq == 0 else f"only {n_eq}"
     pw = power(f)
-    pw_text = f" (with {f.n_min} units per arm the equivalence test has power {_fmt(pw)})" if pw is not None else ""
+    pw_text = f" ({pw})" if pw else ""
     return (f"{p}no drift detected between {f.arm} and {f.reference} on {len(f.tested)} NCOs, but "
             f"equivalence within {s.margin} TVD was shown for {shown}: absence of evidence is not evidence "
             f"of absence{pw_text}.{nt}")
@@ -215,9 +215,9 @@ def _bottom_line(findings: list[DriftFinding], s: AuditSettings, nco: StepOutcom
                 "the simulated users are.")
     f = min(main or tested, key=lambda x: x.n_min)
     pw = power(f)
-    pw_text = f" (equivalence power {_fmt(pw)})" if pw is not None else ""
-    return (f"Bottom line: inconclusive. No drift detected at family-wise level {_pct(s.level)}, but {f.n_min} units per "
-            f"arm cannot show that drift stays below {s.margin} TVD{pw_text}: simulate more users before reading the "
+    pw_text = f" ({pw})" if pw else ""
+    return (f"Bottom line: inconclusive. No drift detected at family-wise level {_pct(s.level)}, but the equivalence "
+            f"test cannot show that drift stays below {s.margin} TVD{pw_text}: simulate more users before reading the "
             "observed effect as causal.")
 
 
@@ -307,7 +307,7 @@ def _p2sls_lines(res: Any) -> list[str]:
 
 def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tuple[StepOutcome, ...]) -> Verdict:
     """The verdict of an audit from its step outcomes."""
-    from driftstats.nco import nco_power
+    from driftstats.nco import nco_power, nco_sample_size
 
     by = {o.name: o for o in steps}
 
@@ -328,18 +328,39 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
         key = (max(f.n_min, 2), max(f.n_levels, 2))
         if key not in cache:
             try:
-                cache[key] = float(nco_power(key[0], margin=s.margin, n_levels=key[1], method="iut", draws=2000,
+                cache[key] = float(nco_power(key[0], margin=s.margin, n_levels=key[1], method="projection", draws=2000,
                                              conf_level=s.conf_level).tidy()["power"].iloc[0])
             except (ValueError, ArithmeticError):
                 return None
         return cache[key]
+
+    needed_cache: dict[int, int | None] = {}
+
+    def needed(f: DriftFinding) -> int | None:
+        """Units per arm for 80% power of the equivalence test at this margin (no drift)."""
+        k = max(f.n_levels, 2)
+        if k not in needed_cache:
+            try:
+                needed_cache[k] = int(nco_sample_size(margin=s.margin, n_levels=k, power=0.8, method="projection",
+                                                      conf_level=s.conf_level, draws=2000))
+            except (ValueError, ArithmeticError):
+                needed_cache[k] = None
+        return needed_cache[k]
+
+    def power_text(f: DriftFinding) -> str:
+        pw = power(f)
+        if pw is None:
+            return ""
+        n = needed(f) if pw < 0.8 else None
+        more = f"; about {float(f'{n:.2g}'):,.0f} per arm would give 80%" if n else ""
+        return f"with {f.n_min} units per arm the equivalence test has power {_fmt(pw)}{more}"
 
     lines: list[str] = []
     invalid = int(summary.facts["invalid_rows"])
     if invalid:
         lines.append(f"{invalid} answer row(s) failed validation and were left out of every analysis (kept in the "
                      "log; see the data section).")
-    lines += _drift_lines(findings, s, eff, power)
+    lines += _drift_lines(findings, s, eff, power_text)
     for name, writer in (("fidelity", lambda r: _fidelity_lines(r, log, s, placebo)),
                          ("did", lambda r: _did_lines(r, s, placebo)),
                          ("calibration", lambda r: _calibration_lines(r, s)),
@@ -356,10 +377,10 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
     if len(iterations) > 1:  # adjustment iterations: the conclusion is about the last persona spec
         last = [f for f in findings if f.iteration == iterations[-1]]
         earlier = sorted({f.iteration for f in findings if f.iteration != iterations[-1] and f.drifted and not f.placebo})
-        bottom = _bottom_line(last, s, by.get("nco"), eff, power).replace(
+        bottom = _bottom_line(last, s, by.get("nco"), eff, power_text).replace(
             "Bottom line: ", f"Bottom line (last adjustment iteration, {iterations[-1]}): ", 1)
         if earlier:
             bottom += f" Earlier iterations with drift: {', '.join(map(str, earlier))}."
     else:
-        bottom = _bottom_line(findings, s, by.get("nco"), eff, power)
+        bottom = _bottom_line(findings, s, by.get("nco"), eff, power_text)
     return Verdict(bottom_line=bottom, lines=tuple(lines), not_computed=failed)

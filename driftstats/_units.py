@@ -97,7 +97,15 @@ class UnitData:
         vals = self.frame[self.arm]
         if set(vals.dropna().unique()) <= {0, 1}:
             return 0  # type: ignore[return-value]
-        return sorted(vals.dropna().unique())[0]
+        levels = vals.dropna().unique()
+        try:
+            return sorted(levels)[0]
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in levels})
+            raise InvalidArgumentError(
+                f"arm={self.arm!r}: the column mixes values of types {kinds}, so no arm comes first; pass "
+                "reference=<the control arm>, or make the column one type."
+            ) from None
 
     def treatment(self, arm1: Any, arm0: Any) -> tuple[pd.DataFrame, np.ndarray]:
         sub = self.frame[self.frame[self.arm].isin([arm1, arm0])]

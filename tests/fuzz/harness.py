@@ -2179,6 +2179,25 @@ class Tally:
         for verb, seed in case.calls:
             self._record(verb, self.verbs[verb], run_verb(verb, data, seed, limit=self.limit), r, seed)
 
+    def merge(self, other: Tally) -> None:
+        """Add the counts of ``other`` (a shard of the same batch run with another seed) to these."""
+        self.examples.update(other.examples)
+        for mine, theirs in [(self.read, other.read)] + [(self.verbs[k], v) for k, v in other.verbs.items()]:
+            mine.calls += theirs.calls
+            mine.results += theirs.results
+            mine.skips += theirs.skips
+            mine.named.update(theirs.named)
+            mine.crashes += theirs.crashes
+            mine.nonsense += theirs.nonsense
+        for key, f in other.failures.items():
+            if key in self.failures:
+                self.failures[key].count += f.count
+            else:
+                self.failures[key] = f
+        self.stray.update(other.stray)
+        self.named_warnings.update(other.named_warnings)
+        self.harness_skips.update(other.harness_skips)
+
     # -- totals
     @property
     def calls(self) -> int:

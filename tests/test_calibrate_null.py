@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import optimize
 
 import driftstats as ds
 import driftstats.calibrate as cal
 from driftstats.calibrate import calibrate_effects, calibrate_p, fit_null
+from driftstats.calibrate.null import _one_sided
 from driftstats.errors import ConvergenceWarning, InsufficientDataError, InvalidArgumentError
 from tests.conftest import shared_path
 
@@ -46,7 +48,7 @@ def _ours(null, pos) -> dict[str, tuple[float, float]]:
     for par, col in (("mean", 0), ("precision", 1)):
         for q, tag in ((0.5, "median"), (0.025, "q025"), (0.975, "q975")):
             out[f"{par}_{tag}"] = (float(np.quantile(null.chain[:, col], q)), null.mcse(par, quantile=q))
-    upper, lower = cal._one_sided(null, np.asarray(pos["logRr"], float), np.asarray(pos["seLogRr"], float))
+    upper, lower = _one_sided(null, np.asarray(pos["logRr"], float), np.asarray(pos["seLogRr"], float))
     p = 2 * np.minimum(upper, lower)[:, 0].reshape(null.draws.shape[:2])
     for q, tag in ((0.5, "median"), (0.025, "q025"), (0.975, "q975")):
         per_chain = np.quantile(p, q, axis=0)
@@ -110,14 +112,14 @@ def test_two_placebo_contrasts_are_not_calibrated() -> None:
 
 def test_a_failed_fit_warns_and_is_not_reported(monkeypatch) -> None:
     log = ds.simulate_placebo_log(n_placebo=25, n_per_arm=40, bias_sd=0.3, seed=2)
-    real = cal.optimize.minimize
+    real = optimize.minimize
 
     def failing(*args, **kwargs):
         out = real(*args, **{**kwargs, "options": {"maxiter": 3}})
         out.success = False
         return out
 
-    monkeypatch.setattr(cal.optimize, "minimize", failing)
+    monkeypatch.setattr(optimize, "minimize", failing)
     with pytest.warns(ConvergenceWarning, match="empirical-null fit did not converge"):
         res = ds.calibrate_effect(log, outcome="y", null="asymptotic")
     assert not res.calibrated

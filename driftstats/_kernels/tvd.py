@@ -11,7 +11,7 @@ its rank in its column among all ``B + 1``, so the single-step min-p adjustment 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -201,19 +201,7 @@ def holm_adjust(p: np.ndarray) -> np.ndarray:
     >>> holm_adjust(np.array([0.01, 0.04, np.nan, 0.03]))
     array([0.03, 0.06,  nan, 0.06])
     """
-    p = np.asarray(p, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    pv = p[ok]
-    order = np.argsort(pv, kind="stable")
-    stepped = np.maximum.accumulate(np.minimum((m - np.arange(m)) * pv[order], 1.0))
-    adj = np.empty(m)
-    adj[order] = stepped
-    out[ok] = adj
-    return out
+    return _step(p, lambda ps, m: np.maximum.accumulate(np.minimum((m - np.arange(m)) * ps, 1.0)))
 
 
 def bh_adjust(p: np.ndarray) -> np.ndarray:
@@ -227,6 +215,11 @@ def bh_adjust(p: np.ndarray) -> np.ndarray:
     >>> bh_adjust(np.array([0.01, 0.04, 0.03]))
     array([0.03, 0.04, 0.04])
     """
+    return _step(p, lambda ps, m: np.minimum(np.minimum.accumulate((ps * m / np.arange(1, m + 1))[::-1])[::-1], 1.0))
+
+
+def _step(p: np.ndarray, adjust: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Apply a step-wise adjustment ``adjust(sorted p, m)`` to the non-NaN entries of ``p``, in their order."""
     p = np.asarray(p, dtype=np.float64)
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
@@ -235,10 +228,8 @@ def bh_adjust(p: np.ndarray) -> np.ndarray:
         return out
     pv = p[ok]
     order = np.argsort(pv, kind="stable")
-    ranked = pv[order] * m / np.arange(1, m + 1)
-    stepped = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
     adj = np.empty(m)
-    adj[order] = stepped
+    adj[order] = adjust(pv[order], m)
     out[ok] = adj
     return out
 

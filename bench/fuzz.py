@@ -34,6 +34,9 @@ def _shard(seed: int, examples: int, cli: float, limit: float, shrink: bool, tra
     from tests.fuzz.harness import Tally, cases
 
     tally = Tally(shrink_failures=shrink, limit=limit)
+    tally.on_failure = lambda f: print(f"  {label}NEW {f.outcome.status.upper()} {f.verb}: {f.outcome.detail[:300]} at "
+                                       f"{f.outcome.where}\n    call: {f.outcome.kwargs[:300]}\n    recipe: "
+                                       f"{f.minimal or f.recipe!r} seed {f.seed}", file=sys.stderr, flush=True)
     harness_errors: Counter[str] = Counter()
     t0 = time.perf_counter()
     done = [0]
@@ -60,6 +63,7 @@ def _shard(seed: int, examples: int, cli: float, limit: float, shrink: bool, tra
                   f"nonsense [{time.perf_counter() - t0:.0f} s, {rate:.1f}/s]", file=sys.stderr, flush=True)
 
     batch()
+    tally.on_failure = None  # the tally travels back to the parent process
     return tally, harness_errors
 
 

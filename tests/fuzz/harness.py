@@ -2128,6 +2128,8 @@ class Tally:
         self.harness_skips: Counter[str] = Counter()
         self.shrink_failures = shrink_failures
         self.limit = limit
+        #: called with each new distinct failure as it is found (a long batch shows them at once)
+        self.on_failure: Callable[[Failure], None] | None = None
 
     # -- recording
     def _record(self, verb: str, vt: VerbTally, o: Outcome, recipe: Recipe, seed: int) -> None:
@@ -2157,6 +2159,8 @@ class Tally:
                 if self.shrink_failures and not o.detail.startswith("CallTimeout"):  # replaying hangs costs minutes
                     f.minimal = shrink(recipe, "read_log" if verb == "read_log" else verb, seed, o)
                 self.failures[key] = f
+                if self.on_failure is not None:
+                    self.on_failure(f)
 
     def run_case(self, case: Case) -> None:
         """Build the input of ``case``, read it (logs), make every call, and count."""

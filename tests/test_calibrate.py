@@ -170,3 +170,15 @@ def test_calibrate_effect_frame_with_missing_arms() -> None:
                               min_controls=2)
     assert any("2 unit(s) without an arm" in x for x in res.diagnostics)
     assert res.tidy()["arm"].tolist() == ["treatment", "treatment"]
+
+
+def test_calibrate_effects_rows_that_are_not_numbers() -> None:
+    """Text in an estimate column is a named error; an infinite effect row is not testable (was ValueError / -inf)."""
+    c = ds.simulate_controls(12, mean=0.2, sd=0.1, seed=1).assign(term="y", arm="p", reference="c")
+    e = pd.DataFrame({"term": "y", "arm": "t", "reference": "c", "estimate": [0.5, -np.inf], "std_error": [0.1, 0.2]})
+    res = ds.calibrate_effects(e, c, null="asymptotic")
+    raw = res.tidy().query("not calibrated")
+    assert np.isnan(raw["estimate"].iloc[1]) and "not a finite number" in raw["note"].iloc[1]
+    assert np.isfinite(raw["estimate"].iloc[0])
+    with pytest.raises(InvalidArgumentError, match=r"controls\['estimate'\] must hold numbers"):
+        ds.calibrate_effects(e, c.assign(estimate=c["estimate"].astype(object).where(c.index != 2, "x")))

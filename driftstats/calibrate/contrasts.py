@@ -159,8 +159,13 @@ def _calibrate(
                 "measure": "mean_diff"}
         raw_note = rec.get("note")
         raw_note = raw_note if isinstance(raw_note, str) else None
-        raw = wald(est[i], math.sqrt(var[i]) if var[i] >= 0 else math.nan, conf_level)
-        raw_note = raw_note or (None if math.isfinite(raw["p_value"]) else "not testable: zero or undefined variance")
+        if not (math.isfinite(est[i]) and math.isfinite(var[i])):
+            raw = wald(math.nan, math.nan, conf_level)
+            raw_note = raw_note or (f"not testable: the estimate ({est[i]:g}) or its variance ({var[i]:g}) is not a "
+                                    "finite number")
+        else:
+            raw = wald(est[i], math.sqrt(var[i]) if var[i] >= 0 else math.nan, conf_level)
+            raw_note = raw_note or (None if math.isfinite(raw["p_value"]) else "not testable: zero or undefined variance")
         rows.append({**base, "calibrated": False, **raw, "note": raw_note})
         if reason is not None or fitted is None or err is None:
             why = reason or "no usable null"
@@ -254,7 +259,17 @@ def calibrate_effects(
         if missing:
             raise InvalidArgumentError(f"{name} needs columns {sorted(need)}; missing {missing}.")
     cols = [*by, "term", "arm", "reference", "estimate", "std_error"]
+    for name, frame in (("effects", effects), ("controls", controls)):
+        for col in ("estimate", "std_error"):
+            if not (pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col])
+                    or frame[col].isna().all()):
+                bad = frame[col][pd.to_numeric(frame[col], errors="coerce").isna() & frame[col].notna()]
+                if len(bad):
+                    raise InvalidArgumentError(
+                        f"{name}[{col!r}] must hold numbers; {len(bad)} value(s) are not (first: {bad.iloc[0]!r}). "
+                        "Fix: convert the column with pd.to_numeric, or drop those rows.")
     allrows = pd.concat([controls[cols], effects[cols]], ignore_index=True)
+    allrows[["estimate", "std_error"]] = allrows[["estimate", "std_error"]].apply(pd.to_numeric, errors="coerce")
     is_control = np.r_[np.ones(len(controls), bool), np.zeros(len(effects), bool)]
     cov = np.diag(allrows["std_error"].to_numpy(float) ** 2)
     return _calibrate(allrows, cov, is_control, by=list(by), conf_level=conf_level, null=null,

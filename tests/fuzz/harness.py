@@ -1184,8 +1184,10 @@ def _attrs(log: Any) -> list[str]:
 def _maybe_bad(rng: np.random.Generator, kwargs: dict[str, Any], bad: dict[str, list[Any]], p: float = .06
                ) -> dict[str, Any]:
     """With probability ``p``, replace one argument by a value that is not allowed."""
-    if bad and rng.random() < p:
-        k = _pick(rng, sorted(bad))
+    # the shared bad values only for arguments the verb takes (an unknown keyword is Python's TypeError)
+    keys = sorted(k for k in bad if k in kwargs or k not in COMMON_BAD)
+    if keys and rng.random() < p:
+        k = _pick(rng, keys)
         kwargs[k] = _pick(rng, bad[k])
     return kwargs
 

@@ -675,6 +675,10 @@ def effect_model(
             f"{yv.min():g} to {yv.max():g}. Fix: family='gaussian' or 'ordinal', or a two-option item.")
     frame = _categorical_predictors(frame, ud, names, lhs, diagnostics)
     groups, vcov = _groups_for_cluster(frame, cluster)
+    if groups is not None and len(pd.unique(np.asarray(groups))) < 2:
+        raise InsufficientDataError(
+            f"cluster={cluster!r}: every unit is in one persona cluster, and a cluster-robust standard error needs "
+            "at least 2 clusters. Fix: cluster='unit' (units treated as independent), or a log with more personas.")
     if groups is not None:
         diagnostics.append(
             "paired design detected (persona_id shared across arms): standard errors clustered by persona; pass "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,17 @@ def test_inconclusive_verdict_says_how_many_users_would_do() -> None:
     k = max(q.log.item(n).n_levels for n in q.log.item_names("nco"))
     n = ds.nco_sample_size(margin=0.05, n_levels=k, power=0.8, method="projection", draws=2000)
     assert f"about {float(f'{n:.2g}'):,.0f} per arm would give 80%" in q.verdict.bottom_line
+
+
+def test_fidelity_line_without_checkable_units_in_an_arm_shows_no_nan() -> None:
+    """Every treatment persona value outside its item's options: the line says so (was 'nan% in treatment')."""
+    log = ds.simulate_study_log(n_per_arm=20, n_placebo=0, seed=3)
+    p = log.personas.copy()
+    p.loc[p["unit_id"].str.endswith("treatment"), "value"] = "not an option"
+    bad = ds.read_log(log.to_pandas(), items=log.items, arms=log.arms, personas=p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = ds.audit(bad, n_perm=99, n_boot=0)
+    text = " ".join(a.verdict)
+    assert "nan" not in text.lower()
+    assert "Persona fidelity cannot be compared between control and treatment (no test: not testable" in text

@@ -321,3 +321,11 @@ def test_effect_model_needs_residual_degrees_of_freedom() -> None:
     d = _frame().groupby("arm").head(1)
     with pytest.raises(InsufficientDataError, match="no residual degrees"):
         ds.effect_model("y ~ t", d)
+
+
+def test_effect_model_with_one_persona_cluster_is_a_named_error() -> None:
+    """Every unit one persona and cluster='persona': no cluster-robust SE (was statsmodels' ZeroDivisionError)."""
+    d = _frame().assign(persona_id="same")
+    with pytest.raises(InsufficientDataError, match="one persona cluster"):
+        ds.effect_model("y ~ t", d, cluster="persona")
+    assert ds.effect_model("y ~ t", d, cluster="unit").tidy()["p_value"].notna().all()

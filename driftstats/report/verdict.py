@@ -236,6 +236,9 @@ def _fidelity_lines(res: Any, log: SimLog, s: AuditSettings, placebo: set[str]) 
             sig = "significantly" if r["p_value"] < s.level else "not significantly"
             how = f"{sig} different, p = {_fmt(r['p_value'])}"
         guess = f"; guessing would give about {chance:.0%}" if not math.isnan(chance) else ""
+        if pd.isna(r["share_0"]) or pd.isna(r["share_1"]):  # no share to show, only why
+            out.append(f"{label}Persona fidelity cannot be compared between {r['reference']} and {r['arm']} ({how}).")
+            continue
         out.append(f"{label}Persona fidelity: specified attributes were reported as specified by {r['share_0']:.0%} of "
                    f"units in {r['reference']} and {r['share_1']:.0%} in {r['arm']} ({how}{guess}).")
     return out

@@ -113,6 +113,7 @@ NO_TEST: dict[str, dict[str, tuple[str, ...]]] = {
     "equivalence_test": {"*": ("p_value",)},  # the test is p_value_equiv
     "decompose": {"*": ("p_value",)},  # identities, no test
     "decompose_world": {"*": ("p_value",)},
+    "proximal_discrete": {"*": ("p_value",)},  # percentile bootstrap intervals, no test (its docstring)
     # retention rows carry a share, no test; bound rows are identification intervals (conf_low, conf_high)
     "retention": {"*": ("p_value",), "mean_bounds": ("estimate",), "effect_bounds": ("estimate",)},
 }

@@ -94,7 +94,7 @@ def main() -> None:
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-            results = list(pool.map(_shard, *zip(*jobs)))
+            results = list(pool.map(_shard, *zip(*jobs, strict=False)))
     tally, harness_errors = results[0]
     for other, errs in results[1:]:
         tally.merge(other)

@@ -46,12 +46,21 @@ class DecompositionResult(Result):
     )
 
 
-def _as2(x: Any, name: str, n_types: int | None = None) -> np.ndarray:
-    a = np.asarray(x, dtype=float)
+def _as2(x: Any, name: str, n_types: int | None = None, *, probability: bool = False) -> np.ndarray:
+    try:
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be a (2, n_types) array of numbers; got {type(x).__name__}.") from None
     if a.ndim != 2 or a.shape[0] != 2:
         raise InvalidArgumentError(f"{name} must be a (2, n_types) array (control row, then treatment row); got {a.shape}.")
     if n_types is not None and a.shape[1] != n_types:
         raise InvalidArgumentError(f"{name} has {a.shape[1]} types; expected {n_types}.")
+    if not np.isfinite(a).all():
+        raise InvalidArgumentError(f"{name} must hold finite numbers; it holds {int((~np.isfinite(a)).sum())} NaN or "
+                                   "infinite value(s).")
+    if probability and ((a < 0) | (a > 1)).any():
+        raise InvalidArgumentError(f"{name} holds probabilities, which must lie in [0, 1]; got values from "
+                                   f"{a.min():g} to {a.max():g}.")
     return a
 
 
@@ -90,10 +99,19 @@ def decompose(
     True
     """
     mu = _as2(mu, "mu")
-    p = _as2(p, "p", mu.shape[1])
+    p = _as2(p, "p", mu.shape[1], probability=True)
     if not np.allclose(p.sum(axis=1), 1.0, atol=1e-9):
         raise InvalidArgumentError(f"each row of p must sum to 1; sums are {p.sum(axis=1)}.")
-    pi1, pi0 = arm_share, 1 - arm_share
+    if not (isinstance(arm_share, int | float | np.integer | np.floating) and 0.0 <= float(arm_share) <= 1.0):
+        raise InvalidArgumentError(f"arm_share must be a share in [0, 1] (the treatment arm's share of units); got "
+                                   f"{arm_share!r}.")
+    pi1, pi0 = float(arm_share), 1 - float(arm_share)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked on the rows below
+        return _decompose(mu, p, pi1, pi0, p_selected, mu_selected)
+
+
+def _decompose(mu: np.ndarray, p: np.ndarray, pi1: float, pi0: float, p_selected: Any, mu_selected: Any
+               ) -> DecompositionResult:
     dp = p[1] - p[0]
     t_obs = p[1] @ mu[1] - p[0] @ mu[0]
     pbar = pi1 * p[1] + pi0 * p[0]
@@ -114,7 +132,7 @@ def decompose(
     if (p_selected is None) != (mu_selected is None):
         raise InvalidArgumentError("give both p_selected and mu_selected (or neither).")
     if p_selected is not None:
-        ps = _as2(p_selected, "p_selected", mu.shape[1])
+        ps = _as2(p_selected, "p_selected", mu.shape[1], probability=True)
         ms = _as2(mu_selected, "mu_selected", mu.shape[1])
         t_obs_s = ps[1] @ ms[1] - ps[0] @ ms[0]
         sel_u = float(mu[1] @ (ps[1] - p[1]) - mu[0] @ (ps[0] - p[0]))
@@ -126,6 +144,9 @@ def decompose(
             ("selection_residual", "selection", t_obs_s - tau["p0"] - d0 - sel_u - sel_y),
         ]
     frame = pd.DataFrame(rows, columns=["term", "measure", "estimate"])
+    if not np.isfinite(frame["estimate"].to_numpy(float)).all():
+        raise InvalidArgumentError(f"mu's values (largest |mu| = {float(np.abs(mu).max()):.3g}) are too large for finite "
+                                   "sums in double precision; rescale the outcome.")
     info = {"method": "exact decomposition (methods 2.2-2.4)", "n_groups": int(mu.shape[1])}
     return DecompositionResult.build(frame, info, provenance=provenance("decompose"))
 

@@ -178,7 +178,8 @@ def test_calibrate_effects_rows_that_are_not_numbers() -> None:
     e = pd.DataFrame({"term": "y", "arm": "t", "reference": "c", "estimate": [0.5, -np.inf], "std_error": [0.1, 0.2]})
     res = ds.calibrate_effects(e, c, null="asymptotic")
     raw = res.tidy().query("not calibrated")
-    assert np.isnan(raw["estimate"].iloc[1]) and "not a finite number" in raw["note"].iloc[1]
+    assert np.isnan(raw["estimate"].iloc[1])
+    assert "not a finite number" in raw["note"].iloc[1]
     assert np.isfinite(raw["estimate"].iloc[0])
     with pytest.raises(InvalidArgumentError, match=r"controls\['estimate'\] must hold numbers"):
         ds.calibrate_effects(e, c.assign(estimate=c["estimate"].astype(object).where(c.index != 2, "x")))

@@ -198,3 +198,17 @@ def test_proximal_discrete_sampled_and_errors() -> None:
     w4 = ds.simulate_latent_world(n_types=3, nco_levels=4, seed=5)
     with pytest.raises(InvalidArgumentError, match=r"\|W\| = \|Z\|"):
         ds.proximal_discrete(w4.sample_units(500, seed=1), outcome="y", nco="n", nce="z", treatment="t", n_boot=0)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"mu": [[np.nan, 1.0], [1.0, 2.0]]}, "finite numbers"),
+    ({"mu": [[1e308, 1.0], [-1e308, 2.0]]}, "too large"),
+    ({"p": [[1.5, -0.5], [0.2, 0.8]]}, r"in \[0, 1\]"),
+    ({"arm_share": 1.5}, "arm_share"),
+    ({"mu": [["a", 1.0], [1.0, 2.0]]}, "numbers"),
+], ids=["nan mu", "overflow", "negative p", "arm share", "text"])
+def test_decomposition_rejects_inputs_without_a_meaning(kwargs, match) -> None:
+    """NaN / overflowing means, probabilities outside [0, 1], an arm share above 1: named errors (were NaN rows)."""
+    args = {"mu": [[1.0, 2.0], [1.5, 3.0]], "p": [[0.5, 0.5], [0.2, 0.8]], **kwargs}
+    with pytest.raises(InvalidArgumentError, match=match):
+        ds.decompose(args.pop("mu"), args.pop("p"), **args)

@@ -68,6 +68,7 @@ import dataclasses
 import functools
 import json
 import math
+import operator
 import re
 import signal
 import tempfile
@@ -965,7 +966,7 @@ def m_categorical_dtype(t: Tables, rng: np.random.Generator) -> Tables:
     vals = a[col].astype(object)
     cats = list(pd.unique(vals.dropna()))
     if rng.random() < .5:
-        cats = cats + ["unused"]
+        cats = [*cats, "unused"]
     rng.shuffle(cats)
     a[col] = pd.Categorical(vals, categories=cats, ordered=bool(rng.random() < .5))
     t["answers"] = a
@@ -1072,9 +1073,8 @@ def _frame_mutation(d: pd.DataFrame, name: str, r: np.random.Generator) -> pd.Da
         d.index = [0] * len(d)
     elif name == "three_arms":
         d["arm"] = [("control", "treatment", "other")[i % 3] for i in range(len(d))]
-    elif name == "all_nan":
-        if col != "arm":
-            d[col] = np.nan
+    elif name == "all_nan" and col != "arm":
+        d[col] = np.nan
     return d
 
 
@@ -1367,7 +1367,7 @@ def make_audit(log: Any, rng: np.random.Generator):
 def _col(rng: np.random.Generator, frame: pd.DataFrame, prefer: str) -> str:
     if rng.random() < .85 or not len(frame.columns):
         return prefer
-    return str(_pick(rng, list(frame.columns) + ["nope"]))
+    return str(_pick(rng, [*list(frame.columns), "nope"]))
 
 
 def fr_effect(d: pd.DataFrame, rng: np.random.Generator):
@@ -1517,8 +1517,7 @@ def pa_decompose_world(_: Any, rng: np.random.Generator):
 
 def pa_manski(_: Any, rng: np.random.Generator):
     vals = [0.5, 0.0, 1.0, -1.0, 2.0, float("nan"), float("inf")]
-    return ds.manski_bounds, tuple(float(_pick(rng, vals)) for _ in range(2)) + (
-        float(_pick(rng, [0.0, 1.0, 5.0])), float(_pick(rng, [1.0, 0.0, 10.0]))), {}
+    return ds.manski_bounds, (*tuple(float(_pick(rng, vals)) for _ in range(2)), float(_pick(rng, [0.0, 1.0, 5.0])), float(_pick(rng, [1.0, 0.0, 10.0]))), {}
 
 
 VERBS: dict[str, Verb] = {v.name: v for v in (
@@ -1736,8 +1735,7 @@ def _same(a: Any, b: Any) -> bool:
 def fingerprint(verb: str, value: Any) -> Any:
     """What must be equal between two identical calls (rule 7)."""
     if verb == "audit":
-        return tuple((o.name, o.status, o.reason, None if o.result is None else o.result.tidy().to_json())
-                     for o in value.steps) + (tuple(value.verdict),)
+        return (*tuple((o.name, o.status, o.reason, None if o.result is None else o.result.tidy().to_json()) for o in value.steps), tuple(value.verdict))
     if hasattr(value, "tidy") and hasattr(value, "glance"):
         return (value.tidy(), value.glance())
     return value
@@ -2251,7 +2249,7 @@ class Tally:
         lines.append("")
         if not self.failures:
             lines.append("crashes: none; nonsense: none")
-        for (verb, status, what, where), f in sorted(self.failures.items()):
+        for (verb, status, _what, where), f in sorted(self.failures.items()):
             lines.append(f"{status.upper()} x{f.count} {verb}: {f.outcome.detail[:300]}" + (f" at {where}" if where else ""))
             lines.append(f"    call: {verb}({f.outcome.kwargs})")
             lines.append(f"    reproducer: {reproducer(f.minimal or f.recipe, verb, f.seed)}")
@@ -2286,9 +2284,8 @@ def cases(*, cli: float = 0.1, audit: float = 1.0):
             pool = st.sampled_from(list(SEMANTIC) * 2 + sorted(MUTATIONS))
             muts = draw_(st.lists(st.tuples(pool, seeds), max_size=4))
             w = [VERBS[n].weight * (audit if n == "audit" else 1) for n in log_verbs]
-            verbs = draw_(st.lists(st.sampled_from(sum(([n] * max(int(round(x * 2)), 1) for n, x in zip(log_verbs, w,
-                                                                                                          strict=True)),
-                                                       [])), min_size=1, max_size=3))
+            verbs = draw_(st.lists(st.sampled_from(functools.reduce(operator.iadd, ([n] * max(round(x * 2), 1) for n, x in zip(log_verbs, w,
+                                                                                                          strict=True)), [])), min_size=1, max_size=3))
             calls = [(v, draw_(seeds)) for v in verbs]
             if draw_(st.floats(0, 1)) < cli:
                 calls.append((draw_(st.sampled_from(CLI_COMMANDS)), draw_(seeds)))

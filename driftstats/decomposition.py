@@ -25,7 +25,7 @@ import pandas as pd
 from driftstats._args import check_conf_level
 from driftstats._provenance import provenance
 from driftstats._result import Result
-from driftstats.errors import InvalidArgumentError
+from driftstats.errors import InsufficientDataError, InvalidArgumentError
 
 __all__ = ["DecompositionResult", "RetentionResult", "decompose", "decompose_world", "manski_bounds", "retention"]
 
@@ -215,6 +215,10 @@ def retention(data: Any, *, outcome: str | None = None, reference: str | None = 
     low, high = 0.0, float(len(info_item.options) - 1)
     per_arm = retention_by_arm(log, outcome).set_index("arm")
     ref = reference or log.reference_arm
+    if ref not in log.arm_names:
+        raise InvalidArgumentError(f"reference={ref!r} is not an arm; arms: {list(log.arm_names)}.")
+    if ref not in per_arm.index:
+        raise InsufficientDataError(f"the reference arm {ref!r} has no units answering {outcome!r}: no effect bounds.")
     rows: list[dict[str, Any]] = []
     bounds = {}
     for arm, r in per_arm.iterrows():

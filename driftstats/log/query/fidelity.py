@@ -54,6 +54,7 @@ def fidelity_answers(log: SimLog, items: Sequence[str], by: Sequence[str], mode:
         LEFT JOIN personas p ON p.unit_id = a.unit_id AND p.attribute = i.attribute AND p.specified
         WHERE a.valid AND a.mode = ? AND a.item IN (SELECT unnest(?))
         GROUP BY ALL
+        ORDER BY ALL
     """
     raw = log.con.execute(query, [mode, list(items)]).df()
     options = {name: log.item(name).options for name in items}

@@ -74,7 +74,8 @@ def unit_answers(
          f"sum(coalesce(a.prob, 1.0)) AS w, avg(a.response_value) AS x "
          f"FROM answers a {s_join} "
          f"WHERE a.valid AND a.mode = ? AND a.item IN (SELECT unnest(?)) AND a.arm IN (SELECT unnest(?)) "
-         f"GROUP BY {by_grp}a.arm, a.unit_id, {s_sel}, a.item, a.response_code")
+         f"GROUP BY {by_grp}a.arm, a.unit_id, {s_sel}, a.item, a.response_code "
+         f"ORDER BY {by_grp}a.arm, a.unit_id, a.item, a.response_code")  # a fixed row order: same seed, same numbers
     return log.con.execute(q, [*s_params, mode, list(items), list(arms)]).df()
 
 
@@ -127,7 +128,7 @@ def unit_patterns(
     by_grp = "".join(f"a.{qi(b)}, " for b in by)
     q = (f"SELECT {by_sel}a.arm, {s_sel} AS stratum, {cols} FROM answers a {s_join} "
          f"WHERE a.valid AND a.mode = 'sample' AND a.item IN (SELECT unnest(?)) AND a.arm IN (SELECT unnest(?)) "
-         f"GROUP BY {by_grp}a.arm, a.unit_id, {s_sel}")
+         f"GROUP BY {by_grp}a.arm, a.unit_id, {s_sel} ORDER BY {by_grp}a.arm, a.unit_id")
     return log.con.execute(q, [*params, *s_params, list(items), list(arms)]).df()
 
 

@@ -34,7 +34,7 @@ def item_unit_means(log: SimLog, item: str, mode: str, *, value: Literal["code",
     column = "response_value" if value == "value" else "CAST(response_code AS DOUBLE)"
     return log.con.execute(
         f"SELECT unit_id, sum({column} * coalesce(prob, 1.0)) / sum(coalesce(prob, 1.0)) AS mean "
-        "FROM answers WHERE valid AND item = ? AND mode = ? GROUP BY unit_id",
+        "FROM answers WHERE valid AND item = ? AND mode = ? GROUP BY unit_id ORDER BY unit_id",
         [item, mode],
     ).df()
 
@@ -47,7 +47,7 @@ def item_unit_labels(log: SimLog, item: str, mode: str) -> pd.DataFrame:
     return log.con.execute(
         "SELECT unit_id, CASE WHEN count(DISTINCT response) = 1 THEN any_value(response) END AS label, "
         "count(DISTINCT response) AS n_labels "
-        "FROM answers WHERE valid AND item = ? AND mode = ? AND response IS NOT NULL GROUP BY unit_id",
+        "FROM answers WHERE valid AND item = ? AND mode = ? AND response IS NOT NULL GROUP BY unit_id ORDER BY unit_id",
         [item, mode],
     ).df()
 

@@ -33,6 +33,7 @@ from driftstats.errors import (
     UnreadableLogError,
 )
 from driftstats.log import MAX_OPTIONS, LogNotFoundError, from_wide
+from tests.conftest import require
 
 REPO = Path(__file__).parents[1]
 SHIPPED = REPO / "data" / "anes_tax.duckdb"
@@ -278,7 +279,7 @@ def test_arrow_tables_and_polars_frames_are_read(tables, small_log) -> None:
 
 
 def test_real_polars_frame_when_installed(tables, small_log) -> None:
-    pl = pytest.importorskip("polars")
+    pl = require("polars")
     log = read_log(pl.from_pandas(tables["answers"]), items=tables["items"], arms=pl.from_pandas(tables["arms"]))
     assert log.n_rows == small_log.n_rows
 

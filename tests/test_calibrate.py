@@ -183,3 +183,15 @@ def test_calibrate_effects_rows_that_are_not_numbers() -> None:
     assert np.isfinite(raw["estimate"].iloc[0])
     with pytest.raises(InvalidArgumentError, match=r"controls\['estimate'\] must hold numbers"):
         ds.calibrate_effects(e, c.assign(estimate=c["estimate"].astype(object).where(c.index != 2, "x")))
+
+
+def test_error_model_needs_two_different_true_effects() -> None:
+    """Controls that all share one true effect cannot identify the slope (was slope -76, reversed intervals)."""
+    c = ds.simulate_controls(15, mean=0.2, sd=0.1, seed=1)
+    with pytest.raises(InsufficientDataError, match="at least 2 different true effects"):
+        fit_systematic_error_model(c["estimate"], c["std_error"], np.zeros(15))
+    from driftstats.calibrate import SystematicErrorModel
+
+    reversed_model = SystematicErrorModel(0.1, -1.0, 0.1, 0.0, 15, 0, 0.0, True)
+    with pytest.raises(InvalidArgumentError, match="mean slope"):
+        calibrate_ci(reversed_model, [0.5], [0.1])

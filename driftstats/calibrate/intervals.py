@@ -29,7 +29,7 @@ from driftstats.calibrate.null import (
     _draws_for_mixture,
     fit_null,
 )
-from driftstats.errors import ConvergenceWarning, InsufficientDataError
+from driftstats.errors import ConvergenceWarning, InsufficientDataError, InvalidArgumentError
 
 
 def fit_systematic_error_model(
@@ -58,6 +58,11 @@ def fit_systematic_error_model(
     est, se, truth, dropped = _clean(estimates, std_errors, max_abs, true_effects)
     if est.size < 3:
         raise InsufficientDataError(f"fit_systematic_error_model needs at least 3 usable controls; got {est.size}.")
+    if np.unique(truth).size < 2:
+        raise InsufficientDataError(
+            f"fit_systematic_error_model needs controls with at least 2 different true effects (negative controls at 0 "
+            f"and positive controls); every usable control has true effect {truth[0]:g}, so the slopes of the error "
+            "model are not identified. Fix: add positive controls, or use fit_null (negative controls only).")
 
     def nll(theta: np.ndarray) -> float:
         a, b, c, d = theta
@@ -174,6 +179,10 @@ def calibrate_ci(
         return pd.DataFrame(rows, columns=["estimate", "conf_low", "conf_high", "std_error"])
     m = model.as_error_model() if isinstance(model, NullDistribution) else model
     a, b, c, d_ = m.params()
+    if not b > 0:
+        raise InvalidArgumentError(
+            f"the error model's mean slope is {b:.4g}: a calibrated interval needs the systematic error's mean to "
+            "increase with the true effect (slope > 0). Refit with more, and more varied, positive controls.")
     zq = stats.norm.ppf(0.5 + conf_level / 2)
 
     def solve(theta_hat: float, s: float, z: float) -> float:

@@ -33,7 +33,9 @@ from tests.fuzz.harness import (
     run_verb,
 )
 
-#: hypothesis examples per test below (CI_EXAMPLES in all); each example is one input and 1-3 calls
+#: hypothesis examples per test below (CI_EXAMPLES in all); each example is one input and 1-3 calls.
+#: Derandomized: CI runs the same examples every time (a regression shows as a red run, not as a
+#: rare flake); the randomized search is the large batch of bench/fuzz.py.
 EXAMPLES = {"verbs": 40, "non_log": 30, "cli": 6}
 CI_EXAMPLES = sum(EXAMPLES.values())
 
@@ -45,21 +47,21 @@ def _run(case: Case) -> None:
     assert tally.nonsense == 0, tally.report()
 
 
-@settings(max_examples=EXAMPLES["verbs"], deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES["verbs"], deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(case=cases(cli=0.0, audit=0.3))
 def test_fuzz_log_verbs(case: Case) -> None:
     """Generated malformed logs through read_log and the log verbs."""
     _run(case)
 
 
-@settings(max_examples=EXAMPLES["non_log"], deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES["non_log"], deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(case=cases(cli=0.0).filter(lambda c: c.recipe.kind != "log"))
 def test_fuzz_frames_numbers_and_arguments(case: Case) -> None:
     """Unit-level frames, control estimates and argument values for the verbs that take them."""
     _run(case)
 
 
-@settings(max_examples=EXAMPLES["cli"], deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES["cli"], deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(recipe=st.builds(Recipe, kind=st.just("log"), base=st.sampled_from(["nco", "study", "tiny"]),
                         size=st.sampled_from([2, 3, 5]), seed=st.integers(0, 3),
                         mutations=st.lists(st.tuples(st.sampled_from(sorted(MUTATIONS)), st.integers(0, 2**16 - 1)),

@@ -16,6 +16,7 @@ estimates the user supplies.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -164,6 +165,14 @@ def manski_bounds(mean_retained: float, retention_rate: float, low: float, high:
     """
     if not 0 <= retention_rate <= 1:
         raise InvalidArgumentError(f"retention_rate must be in [0, 1]; got {retention_rate}.")
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise InvalidArgumentError(f"low and high must be finite with low <= high (the outcome's range); got low={low}, "
+                                   f"high={high}.")
+    if retention_rate == 0:  # nothing observed: the whole range (the retained mean is undefined)
+        return (float(low), float(high))
+    if not (math.isfinite(mean_retained) and low <= mean_retained <= high):
+        raise InvalidArgumentError(f"mean_retained={mean_retained} must lie in the outcome's range [{low}, {high}] "
+                                   "(it is a mean of answers in that range).")
     return (retention_rate * mean_retained + (1 - retention_rate) * low,
             retention_rate * mean_retained + (1 - retention_rate) * high)
 

@@ -711,6 +711,12 @@ def effect_model(
             converged = bool(getattr(fit, "mle_retvals", {}).get("converged", True))
     except PatsyError as exc:
         raise InvalidArgumentError(f"formula {formula!r} cannot be used: {str(exc).splitlines()[0]}") from None
+    except (np.linalg.LinAlgError, ZeroDivisionError):  # statsmodels' sandwich: singular Hessian, or n = k
+        raise InsufficientDataError(
+            f"the {family} model of {formula!r} cannot give standard errors at its fit ({len(frame)} units): its "
+            "information matrix is singular or no degrees of freedom are left (too few units for its parameters, or "
+            "an outcome level that a predictor separates perfectly). Fix: fewer predictors, more units, or "
+            "family='gaussian'.") from None
     if not converged:
         msg = f"the {family} model's optimiser did not report convergence; estimates may be unreliable"
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)

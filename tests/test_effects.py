@@ -331,3 +331,18 @@ def test_effect_model_with_one_persona_cluster_is_a_named_error() -> None:
     with pytest.raises(InsufficientDataError, match="one persona cluster"):
         ds.effect_model("y ~ t", d, cluster="persona")
     assert ds.effect_model("y ~ t", d, cluster="unit").tidy()["p_value"].notna().all()
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_ordinal_model_on_two_units_per_arm_is_a_named_error_or_a_fit(seed) -> None:
+    """Two units per arm: statsmodels' sandwich divides by n - k or inverts a singular Hessian; a named error
+    (were ZeroDivisionError and LinAlgError, found by fuzzing)."""
+    log = ds.simulate_study_log(n_per_arm=2, n_placebo=0, iterations=1, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = ds.effect_model("support_tax ~ arm + income", log, family="ordinal", cluster="auto")
+        except InsufficientDataError as exc:
+            assert "cannot give standard errors" in str(exc)
+        else:
+            assert res.tidy()["std_error"].notna().any()

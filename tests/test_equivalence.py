@@ -276,3 +276,18 @@ def test_sample_size_is_consistent_with_power() -> None:
     n = ds.nco_sample_size(margin=0.1, n_levels=5, power=0.8, draws=5000)
     pw = ds.nco_power([n, int(n * 0.9)], margin=0.1, n_levels=5, method="iut", draws=5000, seed=0).tidy()["power"]
     assert pw.iloc[0] >= 0.8 > pw.iloc[1]
+
+
+def test_many_levels_cost_no_k_squared_memory_per_draw() -> None:
+    """Above MAX_EVENT_LEVELS the level-wise band needs no covariance, and power draws come in chunks whose
+    K x K cells are bounded (fuzzing found an audit with a 200-option NCO building 2000 x 200 x 200 arrays)."""
+    from driftstats._kernels.tvd_ci import MAX_EVENT_LEVELS, event_stats_counts
+    from driftstats.nco import power as pw
+
+    rng = np.random.default_rng(0)
+    k = 200
+    st = event_stats_counts(rng.multinomial(30, np.full(k, 1 / k), size=50), rng.multinomial(30, np.full(k, 1 / k), size=50))
+    assert k > MAX_EVENT_LEVELS and st.cov is None and st.level_wise
+    assert pw._CHUNK_CELLS // k**2 < pw._CHUNK  # the chunk shrinks with K
+    dec = pw.equivalence_power_draws(np.full(k, 1 / k), np.full(k, 1 / k), 30, 30, 0.2, 0.95, "projection", 300, rng)
+    assert dec.shape == (300,) and not dec.any()  # 30 answers over 200 levels cannot show equivalence

@@ -260,6 +260,9 @@ def event_stats_counts(c1: np.ndarray, c0: np.ndarray, *, level_wise: bool | Non
     n1, n0 = c1.sum(axis=-1, keepdims=True), c0.sum(axis=-1, keepdims=True)
     a1, a0 = c1 @ ev.T, c0 @ ev.T
     e1, e0 = np.broadcast_to(n1, a1.shape), np.broadcast_to(n0, a0.shape)
+    n_min = int(np.min(np.minimum(n1, n0))) if n1.size else 0
+    if lw:  # the level-wise band needs no covariance (only the event band's sup-t does): K^2 per table saved
+        return EventStats(False, k, lw, a1 / e1 - a0 / e0, a1, e1, a0, e0, n_min, None)
     cov = np.zeros((*c1.shape[:-1], k, k))
     eye = np.eye(k)
     for c, n in ((c1, n1), (c0, n0)):
@@ -269,7 +272,6 @@ def event_stats_counts(c1: np.ndarray, c0: np.ndarray, *, level_wise: bool | Non
             nn = n[..., None]
             cov += (nn * (m[..., :, None] * eye - m[..., :, None] * m[..., None, :])
                     + q[..., :, None] * eye - q[..., :, None] * q[..., None, :]) / (nn + 1) / nn
-    n_min = int(np.min(np.minimum(n1, n0))) if n1.size else 0
     return EventStats(False, k, lw, a1 / e1 - a0 / e0, a1, e1, a0, e0, n_min, cov)
 
 

@@ -45,6 +45,9 @@ class PowerResult(Result):
 
 
 _CHUNK = 2000
+#: draws per chunk are capped so the per-draw K x K covariance of the event statistics stays
+#: within this many cells (memory linear in the draws, whatever the number of levels)
+_CHUNK_CELLS = 4_000_000
 
 
 def equivalence_power_draws(
@@ -57,8 +60,9 @@ def equivalence_power_draws(
     exactly as :func:`~driftstats.equivalence_test` tests sampled answers of independent arms.
     """
     out = np.empty(draws, dtype=bool)
-    for start in range(0, draws, _CHUNK):
-        c = min(_CHUNK, draws - start)
+    chunk = max(1, min(_CHUNK, _CHUNK_CELLS // (len(q1) ** 2)))
+    for start in range(0, draws, chunk):
+        c = min(chunk, draws - start)
         st = event_stats_counts(rng.multinomial(n1, q1, size=c), rng.multinomial(n0, q0, size=c))
         if method == "iut":
             out[start:start + c] = iut_tost(st, margin)[0] < 1 - conf_level

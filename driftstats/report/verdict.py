@@ -310,6 +310,7 @@ def _p2sls_lines(res: Any) -> list[str]:
 
 def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tuple[StepOutcome, ...]) -> Verdict:
     """The verdict of an audit from its step outcomes."""
+    from driftstats._kernels.tvd_ci import MAX_EVENT_LEVELS
     from driftstats.nco import nco_power, nco_sample_size
 
     by = {o.name: o for o in steps}
@@ -330,8 +331,11 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
     def power(f: DriftFinding) -> float | None:
         key = (max(f.n_min, 2), max(f.n_levels, 2))
         if key not in cache:
+            # above MAX_EVENT_LEVELS the level-wise band costs K root finds per draw: fewer draws suffice
+            # for a sentence that reports power to two digits
+            draws = 2000 if key[1] <= MAX_EVENT_LEVELS else 500
             try:
-                cache[key] = float(nco_power(key[0], margin=s.margin, n_levels=key[1], method="projection", draws=2000,
+                cache[key] = float(nco_power(key[0], margin=s.margin, n_levels=key[1], method="projection", draws=draws,
                                              conf_level=s.conf_level).tidy()["power"].iloc[0])
             except (ValueError, ArithmeticError):
                 return None
@@ -342,6 +346,8 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
     def needed(f: DriftFinding) -> int | None:
         """Units per arm for 80% power of the equivalence test at this margin (no drift)."""
         k = max(f.n_levels, 2)
+        if k > MAX_EVENT_LEVELS:  # the bisection over n would take minutes with the level-wise band
+            return None
         if k not in needed_cache:
             try:
                 needed_cache[k] = int(nco_sample_size(margin=s.margin, n_levels=k, power=0.8, method="projection",

@@ -54,7 +54,7 @@ def test_retention_and_manski_bounds() -> None:
     assert ds.manski_bounds(2.0, 0.5, 0.0, 4.0) == (1.0, 3.0)
     assert ds.manski_bounds(float("nan"), 0.0, 0.0, 4.0) == (0.0, 4.0)  # nothing retained: the whole range
     for bad in ((2.0, 0.0, 5.0, 1.0), (9.0, 0.5, 0.0, 4.0), (1.0, 0.5, 0.0, float("inf"))):  # were bounds out of order
-        with pytest.raises(InvalidArgumentError, match="low|range"):
+        with pytest.raises(InvalidArgumentError, match=r"low|range"):
             ds.manski_bounds(*bad)
     with pytest.raises(InvalidArgumentError, match="reference='nope' is not an arm"):  # was KeyError
         ds.retention(log, outcome="y", reference="nope")

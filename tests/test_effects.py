@@ -340,9 +340,9 @@ def test_ordinal_model_on_two_units_per_arm_is_a_named_error_or_a_fit(seed) -> N
     log = ds.simulate_study_log(n_per_arm=2, n_placebo=0, iterations=1, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            res = ds.effect_model("support_tax ~ arm + income", log, family="ordinal", cluster="auto")
-        except InsufficientDataError as exc:
-            assert "cannot give standard errors" in str(exc)
+        if seed == 0:  # n = k in the sandwich
+            with pytest.raises(InsufficientDataError, match="cannot give standard errors"):
+                ds.effect_model("support_tax ~ arm + income", log, family="ordinal", cluster="auto")
         else:
+            res = ds.effect_model("support_tax ~ arm + income", log, family="ordinal", cluster="auto")
             assert res.tidy()["std_error"].notna().any()

@@ -287,7 +287,10 @@ def test_many_levels_cost_no_k_squared_memory_per_draw() -> None:
     rng = np.random.default_rng(0)
     k = 200
     st = event_stats_counts(rng.multinomial(30, np.full(k, 1 / k), size=50), rng.multinomial(30, np.full(k, 1 / k), size=50))
-    assert k > MAX_EVENT_LEVELS and st.cov is None and st.level_wise
+    assert k > MAX_EVENT_LEVELS
+    assert st.cov is None
+    assert st.level_wise
     assert pw._CHUNK_CELLS // k**2 < pw._CHUNK  # the chunk shrinks with K
     dec = pw.equivalence_power_draws(np.full(k, 1 / k), np.full(k, 1 / k), 30, 30, 0.2, 0.95, "projection", 300, rng)
-    assert dec.shape == (300,) and not dec.any()  # 30 answers over 200 levels cannot show equivalence
+    assert dec.shape == (300,)
+    assert not dec.any()  # 30 answers over 200 levels cannot show equivalence

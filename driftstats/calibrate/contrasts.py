@@ -254,22 +254,23 @@ def calibrate_effects(
     conf_level = check_conf_level(conf_level)
     _check_null_args(null, min_controls, few_controls, n_iter)
     need = {"term", "arm", "reference", "estimate", "std_error", *by}
+    cols = [*by, "term", "arm", "reference", "estimate", "std_error"]
+    parts = {}
     for name, frame in (("effects", effects), ("controls", controls)):
         missing = sorted(need - set(frame.columns))
         if missing:
             raise InvalidArgumentError(f"{name} needs columns {sorted(need)}; missing {missing}.")
-    cols = [*by, "term", "arm", "reference", "estimate", "std_error"]
-    for name, frame in (("effects", effects), ("controls", controls)):
+        part = frame[cols].copy()
         for col in ("estimate", "std_error"):
-            if not (pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col])
-                    or frame[col].isna().all()):
-                bad = frame[col][pd.to_numeric(frame[col], errors="coerce").isna() & frame[col].notna()]
-                if len(bad):
-                    raise InvalidArgumentError(
-                        f"{name}[{col!r}] must hold numbers; {len(bad)} value(s) are not (first: {bad.iloc[0]!r}). "
-                        "Fix: convert the column with pd.to_numeric, or drop those rows.")
-    allrows = pd.concat([controls[cols], effects[cols]], ignore_index=True)
-    allrows[["estimate", "std_error"]] = allrows[["estimate", "std_error"]].apply(pd.to_numeric, errors="coerce")
+            num = pd.to_numeric(part[col], errors="coerce")
+            bad = part[col][num.isna() & part[col].notna()]
+            if len(bad):
+                raise InvalidArgumentError(
+                    f"{name}[{col!r}] must hold numbers; {len(bad)} value(s) are not (first: {bad.iloc[0]!r}). "
+                    "Fix: convert the column with pd.to_numeric, or drop those rows.")
+            part[col] = num
+        parts[name] = part
+    allrows = pd.concat([parts["controls"], parts["effects"]], ignore_index=True)
     is_control = np.r_[np.ones(len(controls), bool), np.zeros(len(effects), bool)]
     cov = np.diag(allrows["std_error"].to_numpy(float) ** 2)
     return _calibrate(allrows, cov, is_control, by=list(by), conf_level=conf_level, null=null,

@@ -6,6 +6,10 @@ Documented in ``docs/schema.md`` (a test keeps the two in sync). A log is four t
 * ``items``   - one row per item: text, ordered options, scale, role.
 * ``personas``- one row per (unit, attribute): the persona, long format.
 * ``arms``    - one row per arm: kind (control / treatment / placebo) and intervention text.
+* ``iterations`` - one row per (model, adjustment path, iteration): the persona spec and the
+  stopping rules (adjustment studies only).
+* ``adjustments`` - one row per (model, path, iteration, attribute): each attribute of the spec
+  or candidate, where it came from and why it was chosen (adjustment studies only).
 
 Only ``answers`` is required on read; the others are inferred (and the inference is
 recorded in the log's diagnostics) when absent.
@@ -19,14 +23,19 @@ from typing import Literal
 __all__ = [
     "ANSWERS",
     "ANSWER_KEYS",
+    "ADJUSTMENTS",
+    "ADJUSTMENT_SOURCES",
+    "ADJUSTMENT_STATUSES",
     "ARMS",
     "ARM_KINDS",
     "ITEMS",
+    "ITERATIONS",
     "MODES",
     "PERSONAS",
     "ROLES",
     "SCALES",
     "SCHEMA_VERSION",
+    "STOP_RULES",
     "Field",
     "Mode",
     "Role",
@@ -44,6 +53,9 @@ ROLES: tuple[str, ...] = ("primary", "nco", "fidelity", "confounder", "covariate
 SCALES: tuple[str, ...] = ("ordinal", "nominal", "numeric")
 MODES: tuple[str, ...] = ("sample", "dist")
 ARM_KINDS: tuple[str, ...] = ("control", "treatment", "placebo")
+ADJUSTMENT_STATUSES: tuple[str, ...] = ("specified", "added", "candidate", "invalid")
+ADJUSTMENT_SOURCES: tuple[str, ...] = ("base", "population", "analyst", "model")
+STOP_RULES: tuple[str, ...] = ("equivalence", "no_change", "max_iterations", "no_candidates")
 
 SqlType = Literal["VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ"]
 
@@ -128,6 +140,38 @@ ARMS: tuple[Field, ...] = (
     _f("intervention", "VARCHAR", "NULL", True, "the intervention text"),
 )
 
+ITERATIONS: tuple[Field, ...] = (
+    _f("study", "VARCHAR", "'study'", False, "study name"),
+    _f("model", "VARCHAR", None, False, "model name, as in answers.model"),
+    _f("path", "VARCHAR", None, False, "adjustment path (e.g. 'targeted', 'untargeted'; 'reference' = full-information reference spec)"),
+    _f("iteration", "BIGINT", None, False, "adjustment iteration; 0 = base persona spec (shared by every path of a model)"),
+    _f("run_id", "VARCHAR", None, False, "answers.run_id of this iteration's units (iteration 0 of every path of a model: the same run_id)"),
+    _f("select", "VARCHAR", "NULL", True, "how attributes were chosen: targeted, untargeted, random, reference, or NULL at iteration 0"),
+    _f("spec", "VARCHAR", None, False, "the persona attributes stated in the prompt at this iteration, as a JSON array"),
+    _f("units", "BIGINT", "NULL", True, "units run at this iteration"),
+    _f("rules_fired", "VARCHAR", "'[]'", False, "stopping rules that hold after this iteration, as a JSON array (equivalence, no_change, max_iterations, no_candidates)"),
+    _f("stopped_by", "VARCHAR", "NULL", True, "the rule that ended the path after this iteration (one of rules_fired that the study stops on); NULL when the path went on"),
+    _f("stop_detail", "VARCHAR", "NULL", True, "the numbers behind rules_fired, as a JSON object"),
+)
+
+ADJUSTMENTS: tuple[Field, ...] = (
+    _f("study", "VARCHAR", "'study'", False, "study name"),
+    _f("model", "VARCHAR", None, False, "model name, as in answers.model"),
+    _f("path", "VARCHAR", None, False, "adjustment path, as in iterations.path"),
+    _f("iteration", "BIGINT", None, False, "the iteration whose persona spec this row describes"),
+    _f("attribute", "VARCHAR", None, False, "persona attribute (a candidate confounder, or a base attribute)"),
+    _f("status", "VARCHAR", None, False, "specified (in the spec before this iteration), added (entered the spec at this iteration), candidate (considered, not added), invalid (a proposal that failed validation, kept)"),
+    _f("source", "VARCHAR", None, False, "where the attribute came from: base (the study's spec), population (a column of the population table), analyst (the study file), model (proposed by the model)"),
+    _f("score", "DOUBLE", "NULL", True, "selection score computed from the previous iteration (see score_detail); NULL when not scored"),
+    _f("score_detail", "VARCHAR", "NULL", True, "the numbers behind score (drift across arms, association with the outcome in the control arm), as a JSON object"),
+    _f("values_from", "VARCHAR", "NULL", True, "how values are set by design: population (the real respondent's value) or model_control (sampled from the model's own control-arm distribution for that persona at iteration 0)"),
+    _f("item", "VARCHAR", "NULL", True, "the probe item that asks this attribute (answers.item)"),
+    _f("question", "VARCHAR", "NULL", True, "the probe's question text"),
+    _f("options", "VARCHAR", "NULL", True, "the probe's options, as a JSON array"),
+    _f("raw", "VARCHAR", "NULL", True, "for source = model: the model's raw answer text, kept even when invalid"),
+    _f("note", "VARCHAR", "NULL", True, "why a proposal is invalid or was dropped (duplicate, a diagnostic NCO, ...)"),
+)
+
 ANSWER_KEYS: tuple[str, ...] = (
     "study",
     "run_id",
@@ -145,6 +189,8 @@ TABLES: dict[str, tuple[Field, ...]] = {
     "items": ITEMS,
     "personas": PERSONAS,
     "arms": ARMS,
+    "iterations": ITERATIONS,
+    "adjustments": ADJUSTMENTS,
 }
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -152,4 +198,6 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "items": ("item",),
     "personas": ("unit_id", "attribute"),
     "arms": ("arm",),
+    "iterations": ("study", "model", "path", "iteration"),
+    "adjustments": ("study", "model", "path", "iteration", "attribute"),
 }

@@ -112,3 +112,20 @@ def test_mixed_type_proxy_is_a_named_error() -> None:
     d.loc[3, "w"] = "x"
     with pytest.raises(InvalidArgumentError, match="mixes values of types"):
         ds.proximal_discrete(d, outcome="y", nco="w", nce="z", treatment="t", n_boot=0)
+
+
+def test_no_interval_when_the_estimate_lies_outside_its_bootstrap_distribution() -> None:
+    """A near-singular M_t on 10 units: the percentile interval excluded the estimate (a fuzz finding)."""
+    from tests.fuzz.harness import Recipe, build_input
+
+    frame = build_input(Recipe(kind="frame", base="frame", size=10, seed=1, mutations=()))
+    with pytest.warns(MonteCarloErrorWarning):
+        r = ds.proximal_discrete(frame, outcome="y", nco="wd", nce="zd", treatment="t", n_boot=20)
+    t = r.tidy()
+    lo, hi, est = t["conf_low"].to_numpy(float), t["conf_high"].to_numpy(float), t["estimate"].to_numpy(float)
+    shown = np.isfinite(lo) & np.isfinite(hi)
+    assert ((lo[shown] <= est[shown]) & (est[shown] <= hi[shown])).all()
+    hidden = t[~shown]
+    assert len(hidden) >= 1
+    assert hidden["note"].str.contains("outside the central 95% of its bootstrap distribution").all()
+    assert any("not reported" in d for d in r.diagnostics)

@@ -303,22 +303,34 @@ def proximal_discrete(
                 f"max_singular = {max_singular:g} of them); the surviving resamples are not representative")
     rows = []
 
-    def interval(draws: np.ndarray) -> dict[str, Any]:
+    def interval(draws: np.ndarray, est: float) -> dict[str, Any]:
         if note is not None:
             return {"note": note}
         with np.errstate(all="ignore"):
             sd = float(draws.std(ddof=1))
-        out: dict[str, Any] = {"std_error": sd, "conf_low": float(np.quantile(draws, lo)),
-                               "conf_high": float(np.quantile(draws, hi)), "note": None}
+        low, high = float(np.quantile(draws, lo)), float(np.quantile(draws, hi))
+        if not low <= est <= high:
+            # the estimate sits outside the central mass of its own bootstrap distribution: the
+            # resamples do not describe its sampling error (a near-singular M_t, a small sample)
+            off_centre.append(1)
+            return {"std_error": sd, "note": (
+                f"no interval: the estimate {est:.4g} lies outside the central {conf_level:.0%} of its bootstrap "
+                f"distribution [{low:.4g}, {high:.4g}]; the bootstrap does not describe its sampling error here "
+                "(M_t near singular or too few units)")}
+        out: dict[str, Any] = {"std_error": sd, "conf_low": low, "conf_high": high, "note": None}
         if not sd > 0:
             out["note"] = "no spread: every bootstrap resample gives the same estimate"
         return out
 
+    off_centre: list[int] = []
     for name, est, col in ((arm1, m1, 0), (arm0, m0, 1)):
         rows.append({"term": outcome, "arm": name, "measure": "mean_do", "estimate": est,
-                     **interval(boots[:, col] if note is None else boots[:0, 0])})
+                     **interval(boots[:, col] if note is None else boots[:0, 0], est)})
     rows.append({"term": outcome, "arm": arm1, "reference": arm0, "measure": "ate", "estimate": m1 - m0,
-                 **interval(boots[:, 0] - boots[:, 1] if note is None else boots[:0, 0])})
+                 **interval(boots[:, 0] - boots[:, 1] if note is None else boots[:0, 0], m1 - m0)})
+    if off_centre:
+        diag.append(f"{len(off_centre)} interval(s) not reported: the estimate lies outside the central "
+                    f"{conf_level:.0%} of its bootstrap distribution")
     if n_singular:
         msg = (f"{n_singular} of {n_boot} bootstrap resample(s) had a singular M_t (or an empty Z level) and were "
                "dropped" + ("; no interval is reported" if too_many else

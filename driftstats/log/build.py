@@ -1,8 +1,10 @@
 """Build the typed, validated log tables inside a DuckDB connection.
 
 Input: raw relations ``raw_answers`` (required) and optionally ``raw_items``,
-``raw_personas``, ``raw_arms``, each with a ``__row`` column (0-based source row).
-Output: typed tables ``answers``, ``items``, ``item_options``, ``personas``, ``arms``.
+``raw_personas``, ``raw_arms``, ``raw_iterations``, ``raw_adjustments``, each with a
+``__row`` column (0-based source row).
+Output: typed tables ``answers``, ``items``, ``item_options``, ``personas``, ``arms``,
+``iterations`` and ``adjustments`` (the last two empty when not given).
 
 Every check runs as SQL, so a frame and a 10-million-row Parquet file are validated
 by the same code. Each failure raises a named error that gives the column, the first
@@ -33,14 +35,20 @@ from driftstats.errors import (
 from driftstats.log._sql import cast_expr, qi
 from driftstats.log.likert import match_likert
 from driftstats.log.schema import (
+    ADJUSTMENT_SOURCES,
+    ADJUSTMENT_STATUSES,
+    ADJUSTMENTS,
     ANSWER_KEYS,
     ANSWERS,
     ARM_KINDS,
     ARMS,
     ITEMS,
+    ITERATIONS,
     MODES,
     PERSONAS,
     SCALES,
+    STOP_RULES,
+    TABLE_KEYS,
     Field,
 )
 
@@ -109,9 +117,11 @@ def _typed(
         if table_label == "answers" and {"item", "response"} & set(missing):
             wide = (" If the table is wide (one column per question), melt it into this long format with "
                     "driftstats.log.from_wide(frame, unit=..., arm=..., items=[...]).")
+        fix = (f"rename them, e.g. read_log(..., mapping={{'your_column': {missing[0]!r}}})" if table_label == "answers"
+               else f"add them to the {table_label} table, or rename its columns (mapping= renames answers columns only)")
         raise MissingColumnError(
             f"{table_label}: required column(s) {missing} are missing. Available columns: {available}. "
-            f"Fix: rename them, e.g. read_log(..., mapping={{'your_column': {missing[0]!r}}}).{wide}"
+            f"Fix: {fix}.{wide}"
         )
     # a cast can fail only when the source type differs from the target (text -> number, 2.5 -> BIGINT)
     safe = {"BIGINT": {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT"},
@@ -658,6 +668,152 @@ def _build_personas(con: duckdb.DuckDBPyConnection, persona_cols: Sequence[str],
     )
 
 
+def _in_list(values: Sequence[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def _json_array_problem(text: str, allowed: Sequence[str] | None) -> str | None:
+    """Why ``text`` is not a JSON array of distinct strings (drawn from ``allowed``); None when it is."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "not valid JSON"
+    if not isinstance(value, list):
+        return f"a JSON {type(value).__name__ if value is not None else 'null'}, not an array"
+    if not all(isinstance(v, str) for v in value):
+        return "an element that is not a string"
+    if allowed is not None and (unknown := [v for v in value if v not in allowed]):
+        return f"unknown name {unknown[0]!r}"
+    if len(set(value)) != len(value):
+        repeated = next(v for i, v in enumerate(value) if v in value[:i])
+        return f"{repeated!r} listed twice"
+    return None
+
+
+def _check_json_arrays(con: duckdb.DuckDBPyConnection, rel: str, label: str, column: str, *, expected: str,
+                       fix: str, allowed: Sequence[str] | None = None) -> None:
+    """Every non-NULL cell of ``column`` is a JSON array of distinct strings (from ``allowed`` when given).
+
+    Checked in Python: the side tables are small, and DuckDB's JSON functions raise on invalid text
+    instead of returning NULL.
+    """
+    values = con.execute(
+        f"SELECT {ROW}, {qi(column)} FROM {qi(rel)} WHERE {qi(column)} IS NOT NULL ORDER BY {ROW}").fetchall()
+    bad = [(row, text, why) for row, text in values if (why := _json_array_problem(text, allowed)) is not None]
+    if bad:
+        examples = list(dict.fromkeys(text for _, text, _ in bad))[:3]
+        raise InvalidValueError(
+            f"{label}: column {column!r} has unexpected values in {_rows_text(len(bad), [b[0] for b in bad[:5]])} "
+            f"(e.g. {examples}; the first holds {bad[0][2]}). Expected: {expected}. Fix: {fix}"
+        )
+
+
+def _empty_table(con: duckdb.DuckDBPyConnection, name: str, fields: tuple[Field, ...]) -> None:
+    cols = ", ".join(f"CAST(NULL AS {f.sql}) AS {qi(f.name)}" for f in fields)
+    con.execute(f"CREATE OR REPLACE TABLE {qi(name)} AS SELECT CAST(NULL AS BIGINT) AS {ROW}, {cols} LIMIT 0")
+
+
+def _build_iterations(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``iterations`` (empty when not given) and check it against itself and the answers."""
+    if not _exists(con, "raw_iterations"):
+        _empty_table(con, "iterations", ITERATIONS)
+        return
+    label = "iterations"
+    _typed(con, "raw_iterations", ITERATIONS, "iterations", table_label=label, keep_extras=False)
+    _check_values(con, "iterations", label, "iteration", "iteration < 0", "an integer >= 0 (0 = the base spec)",
+                  "renumber iterations from 0.")
+    _check_values(con, "iterations", label, "units", "units < 0", "a count >= 0 or NULL", "correct the units column.")
+    _check_unique(con, "iterations", label, TABLE_KEYS["iterations"],
+                  "give each (study, model, path) one row per iteration.")
+    _check_json_arrays(con, "iterations", label, "spec", expected='a JSON array of distinct attribute names, e.g. '
+                       '["age", "party"]', fix="write the spec as a JSON array of strings.")
+    _check_json_arrays(con, "iterations", label, "rules_fired", allowed=STOP_RULES,
+                       expected=f"a JSON array of distinct stopping rules from {list(STOP_RULES)} ('[]' when none)",
+                       fix="write the rules that hold as a JSON array of these names.")
+    _check_values(con, "iterations", label, "stopped_by",
+                  f"stopped_by IS NOT NULL AND stopped_by NOT IN ({_in_list(STOP_RULES)})",
+                  f"NULL or one of {list(STOP_RULES)}", "recode the stopped_by column.")
+    _check_values(con, "iterations", label, "stopped_by",
+                  "stopped_by IS NOT NULL AND NOT list_contains(CAST(from_json(rules_fired, '[\"VARCHAR\"]') "
+                  "AS VARCHAR[]), stopped_by)",
+                  "one of the rules in the row's rules_fired (the rule that ended the path held after the iteration)",
+                  "add the rule to rules_fired, or correct stopped_by.")
+    where = ("EXISTS (SELECT 1 FROM iterations s WHERE s.study = iterations.study AND s.model = iterations.model "
+             "AND s.path = iterations.path AND s.stopped_by IS NOT NULL AND s.iteration < iterations.iteration)")
+    n, rows = _offending(con, "iterations", where)
+    if n:
+        first = con.execute(
+            f"""SELECT i.study, i.model, i.path, i.iteration, s.iteration, s.stopped_by FROM iterations i
+                JOIN iterations s ON s.study = i.study AND s.model = i.model AND s.path = i.path
+                 AND s.stopped_by IS NOT NULL AND s.iteration < i.iteration
+                ORDER BY i.{ROW}, s.iteration LIMIT 1""").fetchall()[0]
+        raise InvalidValueError(
+            f"iterations: {_rows_text(n, rows)} come after the iteration that ended their path; first: study="
+            f"{first[0]!r}, model={first[1]!r}, path={first[2]!r}, iteration={first[3]} after iteration {first[4]} "
+            f"stopped by {first[5]!r}. Expected: stopped_by set on the last iteration of a path only. Fix: set "
+            "stopped_by NULL where the path went on, or drop the later rows."
+        )
+    # each iteration names answers that exist: its model, iteration number and run_id
+    con.execute("CREATE OR REPLACE TEMP TABLE __runs AS SELECT DISTINCT model, iteration, run_id FROM answers")
+    where = ("NOT EXISTS (SELECT 1 FROM __runs r WHERE r.model = iterations.model AND r.iteration = "
+             "iterations.iteration AND r.run_id = iterations.run_id)")
+    n, rows = _offending(con, "iterations", where)
+    if n:
+        model, iteration, run_id = con.execute(
+            f"SELECT model, iteration, run_id FROM iterations WHERE {where} ORDER BY {ROW} LIMIT 1").fetchall()[0]
+        held = con.execute(
+            "SELECT iteration, run_id FROM __runs WHERE model = ? ORDER BY iteration, run_id LIMIT 9", [model]
+        ).fetchall()
+        if held:
+            what = f"the answers of model {model!r} hold (iteration, run_id) {_names([f'({i}, {r!r})' for i, r in held])}"
+        else:
+            models = [r[0] for r in con.execute("SELECT DISTINCT model FROM __runs ORDER BY model LIMIT 9").fetchall()]
+            what = f"the answers hold no model {model!r} (models: {_names(models)})"
+        con.execute("DROP TABLE __runs")
+        raise InvalidValueError(
+            f"iterations: {_rows_text(n, rows)} name answers that do not exist; first: model={model!r}, "
+            f"iteration={iteration}, run_id={run_id!r}, but {what}. Expected: each row's (model, iteration, "
+            "run_id) matches answers of the log (iteration 0 of every path is the base run). Fix: correct the "
+            "model, iteration or run_id, or drop the rows of iterations whose answers are not in the log."
+        )
+    con.execute("DROP TABLE __runs")
+
+
+def _build_adjustments(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``adjustments`` (empty when not given); its paths must be paths of ``iterations``."""
+    if not _exists(con, "raw_adjustments"):
+        _empty_table(con, "adjustments", ADJUSTMENTS)
+        return
+    label = "adjustments"
+    _typed(con, "raw_adjustments", ADJUSTMENTS, "adjustments", table_label=label, keep_extras=False)
+    _check_values(con, "adjustments", label, "iteration", "iteration < 0", "an integer >= 0 (0 = the base spec)",
+                  "renumber iterations from 0.")
+    _check_unique(con, "adjustments", label, TABLE_KEYS["adjustments"],
+                  "describe each attribute once per (study, model, path, iteration).")
+    _check_values(con, "adjustments", label, "status", f"status NOT IN ({_in_list(ADJUSTMENT_STATUSES)})",
+                  f"one of {list(ADJUSTMENT_STATUSES)}", "recode the status column.")
+    _check_values(con, "adjustments", label, "source", f"source NOT IN ({_in_list(ADJUSTMENT_SOURCES)})",
+                  f"one of {list(ADJUSTMENT_SOURCES)}", "recode the source column.")
+    _check_json_arrays(con, "adjustments", label, "options", expected='NULL or a JSON array of distinct strings, '
+                       'e.g. ["Yes", "No"]', fix="write the probe's options as a JSON array.")
+    where = ("NOT EXISTS (SELECT 1 FROM iterations i WHERE i.study = adjustments.study AND i.model = "
+             "adjustments.model AND i.path = adjustments.path)")
+    n, rows = _offending(con, "adjustments", where)
+    if n:
+        study, model, path = con.execute(
+            f"SELECT study, model, path FROM adjustments WHERE {where} ORDER BY {ROW} LIMIT 1").fetchall()[0]
+        paths = [f"({s!r}, {m!r}, {p!r})" for s, m, p in con.execute(
+            "SELECT DISTINCT study, model, path FROM iterations ORDER BY ALL LIMIT 9").fetchall()]
+        held = (f"the iterations table holds (study, model, path) {_names(paths)}" if paths
+                else "the log has no iterations table")
+        raise InvalidValueError(
+            f"adjustments: {_rows_text(n, rows)} describe paths that are not in the iterations table; first: "
+            f"study={study!r}, model={model!r}, path={path!r}, but {held}. Expected: every (study, model, path) "
+            "of adjustments has its iterations. Fix: give the iterations table too (read_log(..., iterations=...) "
+            "or a sidecar such as runs.iterations.parquet), or correct the study, model and path columns."
+        )
+
+
 def build_tables(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -703,6 +859,8 @@ def build_tables(
     _check_keys(con)
     _build_arms(con, diagnostics)
     _build_personas(con, persona_cols, diagnostics)
+    _build_iterations(con)
+    _build_adjustments(con)
     for c in persona_cols:  # moved to the personas table
         con.execute(f"ALTER TABLE answers DROP COLUMN {qi(c)}")
     invalid = con.execute("SELECT count(*) FROM answers WHERE NOT valid").fetchall()[0][0]
@@ -713,4 +871,7 @@ def build_tables(
     con.execute(f"ALTER TABLE answers DROP COLUMN {ROW}")
     for table in ("items", "arms", "personas"):
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({ROW}) FROM {table} ORDER BY {ROW}")
+    for table in ("iterations", "adjustments"):  # ordered by their keys
+        keys = ", ".join(qi(k) for k in TABLE_KEYS[table])
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({ROW}) FROM {table} ORDER BY {keys}")
     return diagnostics

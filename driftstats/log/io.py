@@ -2,9 +2,11 @@
 
 File formats hold one table per file. The answers file ``runs.parquet`` is accompanied by
 sidecars ``runs.items.parquet``, ``runs.personas.parquet`` and ``runs.arms.parquet`` (same
-format). A DuckDB file holds all four tables (``answers``, ``items``, ``personas``,
-``arms``) plus ``meta``. Writes go to a temporary file that replaces the target only when
-complete, so a crash never leaves a half-written log.
+format), and, for adjustment studies, ``runs.iterations.parquet`` and
+``runs.adjustments.parquet``. A DuckDB file holds every table (``answers``, ``items``,
+``personas``, ``arms``, and ``iterations``, ``adjustments`` when the log has them) plus
+``meta``. Writes go to a temporary file that replaces the target only when complete, so a
+crash never leaves a half-written log.
 
 Reading is faithful: nothing is sniffed. CSV files are read with ``,`` as delimiter, ``"``
 as quote and escape (a ``"`` inside a cell is written ``""``), the first line as header and
@@ -61,8 +63,18 @@ __all__ = [
 ]
 
 FileFormat = Literal["parquet", "csv", "jsonl", "duckdb"]
-SIDE_TABLES = ("items", "personas", "arms")
+#: Side tables every log has (inferred from the answers when absent).
+CORE_SIDE_TABLES = ("items", "personas", "arms")
+#: Side tables of adjustment studies: optional; absent means empty, and they are written only when not empty.
+ADJUSTMENT_TABLES = ("iterations", "adjustments")
+SIDE_TABLES = (*CORE_SIDE_TABLES, *ADJUSTMENT_TABLES)
 TABLES = ("answers", *SIDE_TABLES)
+#: Columns of side tables that hold a JSON array of strings (a frame may give Python lists).
+JSON_ARRAY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "items": ("options",),
+    "iterations": ("spec", "rules_fired"),
+    "adjustments": ("options",),
+}
 
 _SUFFIX: dict[str, FileFormat] = {
     ".parquet": "parquet",
@@ -210,15 +222,18 @@ def _with_row(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _jsonify_options(frame: pd.DataFrame) -> pd.DataFrame:
-    """Items given as a frame may hold options as Python lists/tuples: store them as JSON text."""
-    if "options" not in frame.columns:
+def _jsonify_lists(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Side tables given as frames may hold JSON-array columns (items' options, an iteration's
+    spec) as Python lists, tuples or numpy arrays (what Arrow list columns become): store them as JSON text."""
+    present = [c for c in columns if c in frame.columns]
+    if not present:
         return frame
     out = frame.copy()
-    out["options"] = [
-        json.dumps([_as_text(o) for o in v]) if isinstance(v, (list, tuple, np.ndarray)) else v
-        for v in out["options"]
-    ]
+    for c in present:
+        out[c] = [
+            json.dumps([_as_text(o) for o in v]) if isinstance(v, (list, tuple, np.ndarray)) else v
+            for v in out[c]
+        ]
     return out
 
 
@@ -333,8 +348,7 @@ def load_frame(con: duckdb.DuckDBPyConnection, name: str, frame: Any) -> Loaded:
         raise InvalidArgumentError(
             f"{name} must be a path, a pandas or polars DataFrame or a pyarrow Table; got {type(frame).__name__}.")
     _check_names(name, list(frame.columns))
-    if name == "items":
-        frame = _jsonify_options(frame)
+    frame = _jsonify_lists(frame, JSON_ARRAY_COLUMNS.get(name, ()))
     # Object columns may mix Python types (DuckDB's scan infers one type from a sample and
     # fails on the rest): store them as text (lists/dicts as JSON); the schema casts type them.
     frame = frame.copy(deep=False)
@@ -533,18 +547,21 @@ def write_tables(
 
     Types survive exactly: DuckDB and Parquet store them; CSV and JSONL store text that the
     reader casts back with the schema's types (doubles in their shortest exact form, NULL as
-    an empty unquoted CSV cell, the empty string as ``""``).
+    an empty unquoted CSV cell, the empty string as ``""``). The adjustment tables
+    (``iterations``, ``adjustments``) are written only when they hold rows; a sidecar of one
+    left by an earlier write to the same path is removed, so it is never read with other answers.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     token = f".tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    tables = [t for t in TABLES if t not in ADJUSTMENT_TABLES or _has_rows(con, t)]
     if fmt == "duckdb":
         tmp = path.with_name(path.name + token)
         alias = f"out_{uuid.uuid4().hex[:8]}"
         con.execute(f"ATTACH {ql(str(tmp))} AS {qi(alias)}")
         try:
-            for t in TABLES:
+            for t in tables:
                 con.execute(f"CREATE TABLE {qi(alias)}.{qi(t)} AS SELECT * FROM {qi(t)}")
             info = {"schema_version": SCHEMA_VERSION, "driftstats_version": __version__, **(meta or {})}
             con.execute(f"CREATE TABLE {qi(alias)}.meta (key VARCHAR, value VARCHAR)")
@@ -558,10 +575,20 @@ def write_tables(
         "csv": CSV_OPTIONS,
         "jsonl": "FORMAT json",
     }[fmt]
-    for t in TABLES:
+    for t in tables:
         target = path if t == "answers" else sidecar(path, t)
         tmp = target.with_name(target.name + token)
         con.execute(f"COPY (SELECT * FROM {qi(t)}) TO {ql(str(tmp))} ({options})")
         os.replace(tmp, target)
         written.append(target)
+    for t in ADJUSTMENT_TABLES:
+        if t not in tables:
+            sidecar(path, t).unlink(missing_ok=True)
     return written
+
+
+def _has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()", [table]
+    ).fetchall()[0][0]
+    return bool(exists) and bool(con.execute(f"SELECT count(*) FROM {qi(table)}").fetchall()[0][0])

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
-    "ANSWERS",
-    "ANSWER_KEYS",
     "ADJUSTMENTS",
     "ADJUSTMENT_SOURCES",
     "ADJUSTMENT_STATUSES",
+    "ANSWERS",
+    "ANSWER_KEYS",
     "ARMS",
     "ARM_KINDS",
     "ITEMS",

@@ -36,7 +36,16 @@ from driftstats.log.io import (
     unreadable_while_reading,
     write_tables,
 )
-from driftstats.log.schema import ANSWERS, ARMS, ITEMS, PERSONAS, SqlType
+from driftstats.log.schema import (
+    ADJUSTMENTS,
+    ANSWERS,
+    ARMS,
+    ITEMS,
+    ITERATIONS,
+    PERSONAS,
+    TABLE_KEYS,
+    SqlType,
+)
 from driftstats.log.summary import LogSummary, summarize_log
 
 __all__ = ["ItemInfo", "SimLog", "as_log", "read_log"]
@@ -51,7 +60,11 @@ _PANDAS_TYPES: dict[SqlType, str] = {
     "DOUBLE": "float64",
     "BOOLEAN": "boolean",
 }
-_FIELDS = {"answers": ANSWERS, "items": ITEMS, "personas": PERSONAS, "arms": ARMS}
+_FIELDS = {"answers": ANSWERS, "items": ITEMS, "personas": PERSONAS, "arms": ARMS, "iterations": ITERATIONS,
+           "adjustments": ADJUSTMENTS}
+#: Tables returned in the order of their keys (the others keep the order they were given in).
+_KEY_ORDERED = ("iterations", "adjustments")
+TableName = Literal["answers", "items", "personas", "arms", "iterations", "adjustments"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +86,10 @@ class ItemInfo:
 class SimLog:
     """A validated simulation log (see ``docs/schema.md``).
 
-    Holds four tables (``answers``, ``items``, ``personas``, ``arms``) in an in-process
-    DuckDB database, so the same log can be queried with pandas (:meth:`to_pandas`)
-    or SQL (:meth:`sql`). Create one with :func:`read_log`.
+    Holds four tables (``answers``, ``items``, ``personas``, ``arms``) and, for adjustment
+    studies, ``iterations`` and ``adjustments`` (empty otherwise) in an in-process DuckDB
+    database, so the same log can be queried with pandas (:meth:`to_pandas`) or SQL
+    (:meth:`sql`). Create one with :func:`read_log`.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, diagnostics: Sequence[str], source: str) -> None:
@@ -106,11 +120,16 @@ class SimLog:
     def n_rows(self) -> int:
         return self._n_rows
 
-    def to_pandas(self, table: Literal["answers", "items", "personas", "arms"] = "answers") -> pd.DataFrame:
-        """A table as a pandas DataFrame with schema dtypes (nullable ``Int64``, ``string``, ...)."""
+    def to_pandas(self, table: TableName = "answers") -> pd.DataFrame:
+        """A table as a pandas DataFrame with schema dtypes (nullable ``Int64``, ``string``, ...).
+
+        ``iterations`` and ``adjustments`` are ordered by their keys and have the schema's
+        columns even when the log has none (a log of no adjustment study).
+        """
         if table not in _FIELDS:
             raise InvalidArgumentError(f"table must be one of {list(_FIELDS)}; got {table!r}.")
-        frame = self._con.execute(f"SELECT * FROM {qi(table)}").df()
+        order = f" ORDER BY {', '.join(qi(k) for k in TABLE_KEYS[table])}" if table in _KEY_ORDERED else ""
+        frame = self._con.execute(f"SELECT * FROM {qi(table)}{order}").df()
         for f in _FIELDS[table]:
             if f.name in frame.columns and f.sql in _PANDAS_TYPES:
                 frame[f.name] = frame[f.name].astype(_PANDAS_TYPES[f.sql])
@@ -128,6 +147,22 @@ class SimLog:
     def personas(self) -> pd.DataFrame:
         return self.to_pandas("personas")
 
+    @property
+    def iterations(self) -> pd.DataFrame:
+        """One row per (study, model, path, iteration) of an adjustment study, ordered by that key.
+
+        Empty, with the schema's columns, when the log is not an adjustment study.
+        """
+        return self.to_pandas("iterations")
+
+    @property
+    def adjustments(self) -> pd.DataFrame:
+        """One row per (study, model, path, iteration, attribute) of an adjustment study, ordered by that key.
+
+        Empty, with the schema's columns, when the log is not an adjustment study.
+        """
+        return self.to_pandas("adjustments")
+
     def personas_wide(self, *, specified: bool | None = None) -> pd.DataFrame:
         """One row per unit, one column per persona attribute (values as text)."""
         frame = self.personas
@@ -140,7 +175,8 @@ class SimLog:
         return wide.reset_index()
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """Run a SQL query against the log's tables (``answers``, ``items``, ``personas``, ``arms``)."""
+        """Run a SQL query against the log's tables (``answers``, ``items``, ``personas``, ``arms``,
+        ``iterations``, ``adjustments``)."""
         return self._con.execute(query, list(params or [])).df()
 
     @property
@@ -179,18 +215,22 @@ class SimLog:
         return tuple(r[0] for r in self._con.execute("DESCRIBE answers").fetchall())
 
     def fingerprint(self) -> str:
-        """A content hash of the four tables (16 hex digits), independent of row order.
+        """A content hash of the tables (16 hex digits), independent of row order.
 
-        Every result computed from this log carries it in ``provenance``, so a number can be
-        traced to the exact data it came from. Computed once (one scan) and cached.
+        Covers ``answers``, ``items``, ``personas``, ``arms`` and, when they hold rows,
+        ``iterations`` and ``adjustments`` (so a log without them keeps the fingerprint it
+        always had). Every result computed from this log carries it in ``provenance``, so a
+        number can be traced to the exact data it came from. Computed once (one scan) and cached.
         """
         if self._fingerprint is None:
             import hashlib
 
             h = hashlib.sha256()
-            for table in ("answers", "items", "personas", "arms"):
+            for table in _FIELDS:
                 n, x = self._con.execute(
                     f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {qi(table)} AS t").fetchall()[0]
+                if table in _KEY_ORDERED and not n:
+                    continue
                 h.update(f"{table}:{n}:{x};".encode())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
@@ -204,7 +244,8 @@ class SimLog:
         path
             The answers file (``runs.parquet``, ``runs.csv``, ``runs.jsonl``) or the DuckDB file.
             Sidecars ``runs.items.parquet``, ``runs.personas.parquet``, ``runs.arms.parquet`` sit
-            next to it (same format); a DuckDB file holds every table.
+            next to it (same format), and ``runs.iterations.parquet``, ``runs.adjustments.parquet``
+            when the log has those tables (rows); a DuckDB file holds every table.
         format
             Overrides the suffix.
 
@@ -212,6 +253,8 @@ class SimLog:
         -------
         list of Path
             The paths written. Each file is written to a temporary name and renamed when complete.
+            A sidecar ``runs.iterations.*`` / ``runs.adjustments.*`` left by an earlier write to the
+            same path is removed when this log has no such rows.
 
         Notes
         -----
@@ -277,7 +320,8 @@ def _is_path(x: object) -> bool:
 
 _SOURCES = (
     "a path to a log file (.parquet, .csv, .jsonl, .duckdb), a pandas or polars DataFrame, a pyarrow Table, "
-    "or a dict of such tables {'answers': ..., 'items': ..., 'personas': ..., 'arms': ...}"
+    "or a dict of such tables {'answers': ..., 'items': ..., 'personas': ..., 'arms': ..., 'iterations': ..., "
+    "'adjustments': ...}"
 )
 
 
@@ -289,7 +333,7 @@ def _split_tables(source: Any, overrides: dict[str, Any]) -> tuple[Any, dict[str
     if unknown or "answers" not in source:
         raise InvalidArgumentError(
             f"a dict source holds the log's tables under the keys 'answers' (required), 'items', 'personas', "
-            f"'arms'; got keys {sorted(map(str, source))}. Fix: rename the keys"
+            f"'arms', 'iterations', 'adjustments'; got keys {sorted(map(str, source))}. Fix: rename the keys"
             + (f" (unknown: {unknown})." if unknown else "; add 'answers'.")
         )
     out = dict(overrides)
@@ -319,6 +363,8 @@ def read_log(
     items: Source | None = None,
     personas: Source | None = None,
     arms: Source | None = None,
+    iterations: Source | None = None,
+    adjustments: Source | None = None,
     persona: str | Sequence[str] | None = None,
     nco: str | Sequence[str] | None = None,
     primary: str | Sequence[str] | None = None,
@@ -336,9 +382,9 @@ def read_log(
     source
         A path (``.parquet``, ``.csv``, ``.jsonl``, ``.duckdb``), a pandas or polars DataFrame or a
         pyarrow Table of answers (long format: one row per answer), or a dict of such tables
-        ``{"answers": ..., "items": ..., "personas": ..., "arms": ...}``. Side tables are read
-        from sidecar files (``runs.items.parquet``, ...) or the DuckDB file's tables when
-        present. A path is taken literally (``*``, ``?`` and ``[`` are not glob patterns). A
+        ``{"answers": ..., "items": ..., "personas": ..., "arms": ..., "iterations": ...,
+        "adjustments": ...}``. Side tables are read from sidecar files (``runs.items.parquet``,
+        ``runs.iterations.parquet``, ...) or the DuckDB file's tables when present. A path is taken literally (``*``, ``?`` and ``[`` are not glob patterns). A
         wide table (one column per question) is read with :func:`driftstats.log.from_wide`.
     format
         Overrides the suffix; ``"edsl"`` imports an edsl ``Results`` export (CSV/JSONL).
@@ -348,6 +394,10 @@ def read_log(
     items, personas, arms
         Side tables as paths, pandas / polars DataFrames or pyarrow Tables (override
         sidecars). ``items["options"]`` may hold Python lists.
+    iterations, adjustments
+        The side tables of an adjustment study (optional; ``docs/schema.md``), given the same
+        ways. JSON-array columns (``spec``, ``rules_fired``, ``options``) may hold Python lists.
+        Each iteration's (model, iteration, run_id) must match answers of the log.
     persona
         Columns of the answers holding persona attributes (one value per unit); they are
         moved to the personas table.
@@ -389,7 +439,8 @@ def read_log(
         schema does not have, ...).
     EmptyLogError, MissingColumnError, ColumnTypeError, InvalidValueError,
     UnknownOptionError, DuplicateKeyError, EmptyArmError, SingleOptionItemError
-        See ``docs/schema.md``; every message names the column, the offending rows and the fix.
+        See ``docs/schema.md``; every message names the table, the column, the offending rows
+        and the fix.
 
     Notes
     -----
@@ -414,7 +465,8 @@ def read_log(
     (3, 'treatment')
     """
     return _read_log(
-        source, format=format, mapping=mapping, items=items, personas=personas, arms=arms, persona=persona,
+        source, format=format, mapping=mapping, items=items, personas=personas, arms=arms, iterations=iterations,
+        adjustments=adjustments, persona=persona,
         nco=nco, primary=primary, fidelity=fidelity, roles=roles, arm=arm, table=table, missing=missing,
         likert=likert,
     )
@@ -434,6 +486,8 @@ def _read_log(
     items: Any = None,
     personas: Any = None,
     arms: Any = None,
+    iterations: Any = None,
+    adjustments: Any = None,
     persona: str | Sequence[str] | None = None,
     nco: str | Sequence[str] | None = None,
     primary: str | Sequence[str] | None = None,
@@ -453,7 +507,8 @@ def _read_log(
         check_choice("format", format, ReadFormat)
     role_map = _role_map(nco, primary, fidelity, roles)
     persona_cols = as_columns("persona", persona)
-    source, side = _split_tables(source, {"items": items, "personas": personas, "arms": arms})
+    source, side = _split_tables(source, {"items": items, "personas": personas, "arms": arms,
+                                          "iterations": iterations, "adjustments": adjustments})
     _check_source(source)
     is_path = _is_path(source)
     if table is not None and not (is_path and format in (None, "duckdb")):
@@ -475,6 +530,9 @@ def _read_log(
             for name, t in tables.items():
                 override = side.get(name)
                 _load(con, name, override if override is not None else t, tmp)
+            for name in SIDE_TABLES:  # tables an edsl export does not hold (iterations, adjustments)
+                if name not in tables and side.get(name) is not None:
+                    _load(con, name, side[name], tmp)
             role_map = {}  # already applied
         else:
             map_ = dict(mapping or {})
@@ -484,9 +542,11 @@ def _read_log(
                 fmt = format or format_from_path(path)
                 loaded = load_path(con, "answers", path, fmt, table=table, tmp=tmp)
                 for t in SIDE_TABLES:
+                    if side.get(t) is not None:
+                        continue  # given as an argument: it replaces the file's table
                     if fmt == "duckdb":
                         load_path(con, t, path, fmt, tmp=tmp, attached=loaded.alias)
-                    elif sidecar(path, t).exists() and side.get(t) is None:
+                    elif sidecar(path, t).exists():
                         load_path(con, t, sidecar(path, t), fmt, tmp=tmp)
                 if loaded.alias is not None:  # the tables are copied: release the file (and its lock)
                     con.execute(f"DETACH {qi(loaded.alias)}")

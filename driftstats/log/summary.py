@@ -64,6 +64,21 @@ class LogSummary:
         return "".join(parts)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _adjustment_fact(log: SimLog) -> str | None:
+    """The adjustment paths of the log, e.g. ``'2 models x 2 paths, iterations 0-3'``; None when it has none."""
+    n, models, paths, low, high = log.con.execute(
+        "SELECT count(*), count(DISTINCT model), count(DISTINCT path), min(iteration), max(iteration) FROM iterations"
+    ).fetchall()[0]
+    if not n:
+        return None
+    span = f"iteration {low}" if low == high else f"iterations {low}-{high}"
+    return f"{_plural(models, 'model')} x {_plural(paths, 'path')}, {span}"
+
+
 def summarize_log(log: SimLog) -> LogSummary:
     con = log.con
     sizes = con.execute(
@@ -107,6 +122,9 @@ def summarize_log(log: SimLog) -> LogSummary:
         "modes": ", ".join(facts_row[6]),
         "studies": ", ".join(facts_row[7]),
     }
+    adjustment = _adjustment_fact(log)
+    if adjustment is not None:
+        facts["adjustment"] = adjustment
     return LogSummary(
         source=log.source,
         sizes=sizes,

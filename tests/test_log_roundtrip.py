@@ -3,7 +3,8 @@
 Regression tests for issues 11 (CSV of the shipped log unreadable: the sniffer took the header
 for data), 22 (CSV doubled every ``"``), 23 (JSONL types guessed from the first rows), 28
 (inferred arms got kind NULL and did not round-trip; an empty personas table made JSONL
-unreadable).
+unreadable). The adjustment tables (``iterations``, ``adjustments``) round-trip too, awkward
+values included.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from driftstats import read_log
 
 SHIPPED = Path(__file__).parents[1] / "data" / "anes_tax.duckdb"
 FORMATS = [".parquet", ".csv", ".jsonl", ".duckdb"]
-TABLES = ("answers", "items", "personas", "arms")
+TABLES = ("answers", "items", "personas", "arms", "iterations", "adjustments")
 
 
 def _assert_same_log(before, after, label: str) -> None:
@@ -117,6 +118,37 @@ def awkward_tables() -> dict[str, pd.DataFrame]:
     return {"answers": pd.DataFrame(rows), "items": items, "personas": pd.DataFrame(personas), "arms": arms}
 
 
+def awkward_adjustment_tables() -> dict[str, pd.DataFrame]:
+    """The awkward log as an adjustment study: two paths share iteration 0; every text field is awkward."""
+    t = awkward_tables()
+    study, model, run = "awk,ward", "m\"odel.gguf", "run\n1"
+    spec0 = json.dumps(["quote \"attr\"", "ünïcødé ✓"])
+    spec1 = json.dumps(["quote \"attr\"", "ünïcødé ✓", "a, b\nc"])
+    it = {"study": study, "model": model, "run_id": run, "select": None, "stop_detail": None, "stopped_by": None}
+    iterations = pd.DataFrame([
+        {**it, "path": "targeted, \"t\"", "iteration": 0, "spec": spec0, "units": 2**62, "rules_fired": "[]"},
+        {**it, "path": "untargeted\nline", "iteration": 0, "spec": spec0, "units": None, "rules_fired": "[]",
+         "select": ""},  # the empty string is not NULL
+        {**it, "path": "targeted, \"t\"", "iteration": 1, "spec": spec1, "units": 0, "select": "targeted",
+         "rules_fired": json.dumps(["equivalence", "max_iterations"]), "stopped_by": "max_iterations",
+         "stop_detail": json.dumps({"mean_excess": 0.1 + 0.2, "note": 'said "hi"', "rows": [{"x": None}]})},
+    ])
+    base = {"study": study, "model": model, "path": "targeted, \"t\"", "iteration": 1}
+    adjustments = pd.DataFrame([
+        {**base, "attribute": "quote \"attr\"", "status": "specified", "source": "base"},
+        {**base, "attribute": "ünïcødé ✓", "status": "specified", "source": "analyst", "score": 5e-324},
+        {**base, "attribute": "a, b\nc", "status": "added", "source": "population", "score": 1 / 3,
+         "score_detail": json.dumps({"drift": 1e-300, "association": -0.0}), "values_from": "population",
+         "item": "awk", "question": 'Text with "quotes", commas,\nnewlines', "options": json.dumps(AWKWARD[:12])},
+        {**base, "attribute": "NULL", "status": "candidate", "source": "model", "score": 0.0, "raw": "",
+         "note": "x" * 3000},
+        {**base, "attribute": "", "status": "invalid", "source": "model", "raw": AWKWARD[2] + AWKWARD[4],
+         "note": "the empty name; bell\x07"},
+        {**base, "iteration": 0, "attribute": "quote \"attr\"", "status": "specified", "source": "base"},
+    ])
+    return {**t, "iterations": iterations, "adjustments": adjustments}
+
+
 @pytest.fixture(scope="module")
 def awkward_log():
     t = awkward_tables()
@@ -139,6 +171,35 @@ def test_awkward_values_round_trip_identically(awkward_log, tmp_path, suffix) ->
     assert 'said "hi"' in set(a["response"])  # issue 22: no doubled quotes
     assert set(a.loc[a["mode"] == "dist", "prob"]) == {0.25, 0.75, 0.0, 0.1, 0.2, 0.7}  # issue 23: not 0 / 1
     assert back.item("awk").options == tuple(AWKWARD[:12])
+
+
+@pytest.fixture(scope="module")
+def awkward_adjustment_log():
+    return read_log(awkward_adjustment_tables())
+
+
+def test_awkward_adjustment_log_holds_the_awkward_values(awkward_adjustment_log) -> None:
+    it, adj = awkward_adjustment_log.iterations, awkward_adjustment_log.adjustments
+    assert len(it) == 3
+    assert len(adj) == 6
+    assert it["units"].max() == 2**62
+    assert it["select"].isna().sum() == 1
+    assert (it["select"] == "").sum() == 1
+    assert set(adj["attribute"]) >= {"", "NULL"}
+    assert adj["score"].min() == 0.0
+    assert 5e-324 in set(adj["score"])
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_adjustment_tables_round_trip_identically(awkward_adjustment_log, tmp_path, suffix) -> None:
+    target = tmp_path / f"adjust{suffix}"
+    written = awkward_adjustment_log.write(target)
+    if suffix != ".duckdb":
+        assert {p.name for p in written} >= {f"adjust.iterations{suffix}", f"adjust.adjustments{suffix}"}
+    back = read_log(target)
+    _assert_same_log(awkward_adjustment_log, back, suffix)
+    assert back.fingerprint() == awkward_adjustment_log.fingerprint()
+    assert back.diagnostics == awkward_adjustment_log.diagnostics
 
 
 def test_csv_quote_in_a_cell_is_not_doubled(tmp_path) -> None:

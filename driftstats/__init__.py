@@ -56,6 +56,9 @@ _EXPORTS: dict[str, str] = {
     "fit_mcmc_null": "driftstats.calibrate",
     "calibrate_p_interval": "driftstats.calibrate",
     "simulate_placebo_log": "driftstats.simulate",
+    "simulate_adjustment_log": "driftstats.simulate",
+    # the persona-augmentation loop
+    "adjustment_path": "driftstats.adjust",
     # the audit
     "audit": "driftstats.report",
     # fidelity

@@ -4,6 +4,7 @@ Every method has a simulator here; tests check point recovery, size and coverage
 against them (methods.md section 6).
 """
 
+from driftstats.simulate.adjustment import simulate_adjustment_log
 from driftstats.simulate.fidelity import simulate_fidelity_log
 from driftstats.simulate.latent import (
     LatentWorld,
@@ -16,6 +17,7 @@ from driftstats.simulate.study import simulate_study_log
 
 __all__ = [
     "LatentWorld",
+    "simulate_adjustment_log",
     "simulate_fidelity_log",
     "simulate_latent_world",
     "simulate_nco_log",

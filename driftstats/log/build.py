@@ -765,7 +765,8 @@ def _build_iterations(con: duckdb.DuckDBPyConnection) -> None:
             "SELECT iteration, run_id FROM __runs WHERE model = ? ORDER BY iteration, run_id LIMIT 9", [model]
         ).fetchall()
         if held:
-            what = f"the answers of model {model!r} hold (iteration, run_id) {_names([f'({i}, {r!r})' for i, r in held])}"
+            pairs = ", ".join(f"({i}, {r!r})" for i, r in held[:8]) + (", ..." if len(held) > 8 else "")
+            what = f"the answers of model {model!r} hold (iteration, run_id) {pairs}"
         else:
             models = [r[0] for r in con.execute("SELECT DISTINCT model FROM __runs ORDER BY model LIMIT 9").fetchall()]
             what = f"the answers hold no model {model!r} (models: {_names(models)})"
@@ -804,8 +805,8 @@ def _build_adjustments(con: duckdb.DuckDBPyConnection) -> None:
             f"SELECT study, model, path FROM adjustments WHERE {where} ORDER BY {ROW} LIMIT 1").fetchall()[0]
         paths = [f"({s!r}, {m!r}, {p!r})" for s, m, p in con.execute(
             "SELECT DISTINCT study, model, path FROM iterations ORDER BY ALL LIMIT 9").fetchall()]
-        held = (f"the iterations table holds (study, model, path) {_names(paths)}" if paths
-                else "the log has no iterations table")
+        held = (f"the iterations table holds (study, model, path) {', '.join(paths[:8])}"
+                f"{', ...' if len(paths) > 8 else ''}" if paths else "the log has no iterations table")
         raise InvalidValueError(
             f"adjustments: {_rows_text(n, rows)} describe paths that are not in the iterations table; first: "
             f"study={study!r}, model={model!r}, path={path!r}, but {held}. Expected: every (study, model, path) "

@@ -67,6 +67,8 @@ ESTIMATORS: dict[str, Callable[[], Result]] = {
     "p2sls": lambda: ds.p2sls("y ~ t + x | w1 ~ z1 + z2", ds.simulate_proxy_data(200, seed=1)),
     "proximal_discrete": lambda: ds.proximal_discrete(_world_log(), outcome="y", nco="n", nce="z", n_boot=20, seed=1),
     "calibrate_effect": lambda: ds.calibrate_effect(ds.simulate_placebo_log(n_placebo=5, n_per_arm=20, seed=1)),
+    "adjustment_path": lambda: ds.adjustment_path(ds.simulate_adjustment_log(n_personas=30, n_nco=2, seed=1)[0],
+                                                  n_perm=99, n_boot=50, seed=1),
 }
 
 

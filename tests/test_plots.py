@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -309,3 +311,81 @@ def test_intervals_that_miss_their_point_do_not_crash(nco_res) -> None:
     segs = np.concatenate([c.get_segments() for c in ax.collections if isinstance(c, LineCollection)])
     lows = sorted(float(s[:, 1].min()) for s in segs)
     assert any(abs(v - t.loc[0, "conf_low"]) < 1e-12 for v in lows)
+
+
+# ------------------------------------------------------------------ adjustment figures (paper Figs. 3-6, 8)
+@pytest.fixture(scope="module")
+def adj_res():
+    log, _ = ds.simulate_adjustment_log(n_personas=50, models=("m$1$", "m_2"), n_nco=2, seed=7)
+    return ds.adjustment_path(log, n_perm=99, n_boot=0, seed=1)
+
+
+def _unescaped_dollars(fig) -> list[str]:
+    """Texts of the figure with a ``$`` that is not escaped (matplotlib would parse it as mathtext)."""
+    from matplotlib.text import Text
+
+    texts = [t.get_text() for t in fig.findobj(Text)]
+    return [s for s in texts if re.search(r"(?<!\\)\$", s)]
+
+
+def test_adjustment_figures_render_with_escaped_names(adj_res) -> None:
+    from driftstats.plot.figures import figure_png
+
+    for kind in ("drift", "effect", "distributions", "outcome"):
+        fig = adj_res.plot(kind)
+        assert figure_png(fig)[:4] == b"\x89PNG"
+        assert _unescaped_dollars(fig) == [], kind
+    titles = [ax.get_title() for ax in adj_res.plot("effect").axes]
+    assert titles == [r"m\$1\$", "m_2"]
+    with pytest.raises(InvalidArgumentError, match="kind must be one of"):
+        adj_res.plot("nope")
+    with pytest.raises(InvalidArgumentError, match="not in this result"):
+        adj_res.plot("drift", models=["other"])
+
+
+def test_adjustment_drift_lines_are_the_excess_values(adj_res) -> None:
+    fig = adj_res.plot("drift")
+    d = adj_res.drift
+    ncos = list(dict.fromkeys(d["nco"]))
+    models = list(dict.fromkeys(d["model"]))
+    assert len(fig.axes) == len(ncos) * len(models)
+    ax = fig.axes[0]  # first NCO, first model
+    for path in ("targeted", "untargeted"):
+        line = next(ln for ln in ax.get_lines() if ln.get_gid() == f"drift:{path}:treatment")
+        expect = d[(d["model"] == models[0]) & (d["nco"] == ncos[0]) & (d["path"] == path)].sort_values("iteration")
+        np.testing.assert_allclose(np.asarray(line.get_ydata(), float), expect["excess"].to_numpy())
+        null = next(ln for ln in ax.get_lines() if ln.get_gid() == f"null:{path}:treatment")
+        np.testing.assert_allclose(np.asarray(null.get_ydata(), float),
+                                   (expect["null_q95"] - expect["null_mean"]).to_numpy())
+    assert {ln.get_linestyle() for ln in ax.get_lines() if str(ln.get_gid()).startswith("drift:")} >= {"-", "--"}
+    est = adj_res.plot("drift", value="estimate").axes[0]
+    line = next(ln for ln in est.get_lines() if ln.get_gid() == "drift:targeted:treatment")
+    expect = d[(d["model"] == models[0]) & (d["nco"] == ncos[0]) & (d["path"] == "targeted")].sort_values("iteration")
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), expect["estimate"].to_numpy())
+
+
+def test_adjustment_effect_figure_has_the_reference_as_a_dashed_line(adj_res) -> None:
+    e = adj_res.effects
+    ax = adj_res.plot("effect").axes[1]  # model m_2
+    ref = next(ln for ln in ax.get_lines() if ln.get_gid() == "reference:treatment")
+    assert ref.get_linestyle() == "--"
+    expect = e[(e["model"] == "m_2") & (e["path"] == "reference")]["estimate"].iloc[0]
+    assert np.allclose(ref.get_ydata(), expect)
+    line = next(ln for ln in ax.get_lines() if ln.get_gid() == "effect:untargeted:treatment")
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float),
+                               e[(e["model"] == "m_2") & (e["path"] == "untargeted")].sort_values("iteration")
+                               ["estimate"].to_numpy())
+    assert "reference spec (a reference, not ground truth)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_adjustment_distribution_bars_are_the_shares(adj_res) -> None:
+    d = adj_res.distributions
+    fig = adj_res.plot("distributions", model="m_2")
+    sub = d[(d["model"] == "m_2") & (d["role"] == "nco") & (d["path"] != "reference")]
+    assert len(fig.axes) == 2 * 2 * 2  # (path, NCO) rows x arms
+    heights = sorted(round(p.get_height(), 12) for ax in fig.axes for p in ax.patches)
+    assert heights == sorted(round(v, 12) for v in sub["share"])
+    out = adj_res.plot("outcome")
+    o = d[(d["item"] == adj_res.outcome) & (d["iteration"] == 0) & (d["path"] == "targeted")]
+    assert sorted(round(p.get_height(), 12) for ax in out.axes for p in ax.patches) == \
+        sorted(round(v, 12) for v in o["share"])

@@ -56,6 +56,11 @@ def _fmt(x: Any) -> str:
     return f"{float(x):.3g}"
 
 
+def _text(x: Any) -> str | None:
+    """A text cell, or None when it is missing (None, NaN, NA)."""
+    return None if x is None or (not isinstance(x, str) and pd.isna(x)) else str(x)
+
+
 def _drift_series(d: pd.DataFrame, ncos: list[str], iters: list[int], z: float, level: float,
                   draws: Any) -> tuple[dict[int, dict[str, float]], str]:
     out = {}
@@ -200,6 +205,7 @@ def path_lines(paths: pd.DataFrame, *, level: float, margin: float, n_arms: int,
     """The sentences of the summary and of the report section, one per model x path x arm."""
     out = []
     for r in paths.to_dict("records"):
+        r["where"], r["stopped_by"] = _text(r["where"]), _text(r["stopped_by"])
         who = (f"Model {r['model']}, path {r['path']}" if n_models > 1 else f"Path {r['path']}") + \
               (f", {r['arm']} vs {r['reference']}" if n_arms > 1 else "")
         added = json.loads(r["added"])
@@ -284,7 +290,7 @@ def audit_line(paths: pd.DataFrame) -> str:
     if fell:
         parts.append(f"drift fell beyond its noise on {names(fell)}")
     if not_fell:
-        parts.append(f"it did not on {names(not_fell)}")
+        parts.append(f"{'it' if fell else 'drift'} did not fall beyond its noise on {names(not_fell)}")
     nm = paths[paths["non_monotone"].fillna(False).astype(bool)]
     text = "Adjustment iterations: " + "; ".join(parts)
     if len(nm):

@@ -8,7 +8,7 @@ import pandas as pd
 
 from driftstats.report.render import Block, Section, figure, register_section, table
 
-__all__ = ["data_section", "drift_section", "effects_section", "fidelity_section"]
+__all__ = ["adjustment_section", "data_section", "drift_section", "effects_section", "fidelity_section"]
 
 _REGISTERED = False
 
@@ -159,11 +159,83 @@ def effects_section(a: Any) -> Section:
     return Section("effects", "Effects and corrections", blocks)
 
 
+def adjustment_section(a: Any) -> Section | None:
+    """The adjustment iterations of the persona-augmentation loop; absent when the log has no iterations rows."""
+    if a.log.iterations.empty:
+        return None
+    title = "Adjustment iterations"
+    blocks: list[Block] = [Block(
+        "text",
+        "The persona-augmentation loop: at each iteration setting-relevant attributes are added to the persona spec and "
+        "set by design identically across arms, the study is re-run, and drift on the diagnostic NCOs and the observed "
+        "effect are measured again, per model and adjustment path. Iteration 0 (the base spec) is one run shared by "
+        "every path of a model. Drift is the excess TVD over the permutation null (bands: the valid 95% intervals); "
+        "'fell' and 'moved' mean a change beyond its noise. The path 'reference' is the full-information reference "
+        "spec: a reference, not ground truth. The drift and effects sections above group by iteration only, pooling "
+        "models and paths; this section keeps them apart.")]
+    res = a.results.get("adjustment")
+    if res is None:
+        blocks.append(Block("skipped", a.skipped.get("adjustment", "not computed")))
+        return Section("adjustment", title, blocks)
+    blocks.append(Block("heading", "Findings"))
+    blocks.extend(Block("text", line) for line in res.lines)
+    blocks.append(Block("assumptions", list(res.assumptions)))
+    blocks.append(Block("heading", "Iterations, added attributes and stopping rules"))
+    blocks.append(table(res.stops, ["model", "path", "iteration", "select", "spec", "added", "units", "rules_fired",
+                                    "stopped_by", "stop_detail"]))
+    spec = res.spec
+    if len(spec):
+        blocks.append(Block("heading", "Attributes of each spec and the candidates considered"))
+        blocks.append(table(spec, ["model", "path", "iteration", "attribute", "status", "source", "score", "values_from",
+                                   "item", "note"]))
+    blocks.append(Block("heading", "Drift on the diagnostic NCOs"))
+    blocks.append(table(res.drift, ["model", "path", "iteration", "nco", "arm", "reference", "estimate", "excess",
+                                    "conf_low", "conf_high", "null_q95", "p_value", "p_value_fwer", "equivalent",
+                                    "diagnostic", "note"],
+                        rename={"estimate": "TVD/KS", "conf_low": "CI low", "conf_high": "CI high", "p_value": "p",
+                                "p_value_fwer": "p (FWER)", "equivalent": f"equivalent (< {a.settings.margin})"}))
+    from driftstats.plot import (
+        plot_adjustment_distributions,
+        plot_adjustment_drift,
+        plot_adjustment_effect,
+        plot_adjustment_outcome,
+    )
+
+    blocks.append(figure(plot_adjustment_drift(res), "excess TVD of the diagnostic NCOs over adjustment iterations"))
+    blocks.append(Block("heading", "Observed effect over the iterations"))
+    blocks.append(table(res.effects, ["model", "path", "iteration", "arm", "reference", "estimate", "conf_low",
+                                      "conf_high", "p_value", "vs_reference", "vs_reference_low", "vs_reference_high",
+                                      "note"],
+                        rename={"vs_reference": "minus reference spec", "vs_reference_low": "low",
+                                "vs_reference_high": "high"}))
+    blocks.append(figure(plot_adjustment_effect(res), "observed effect over adjustment iterations"))
+    truth = res.truth
+    if len(truth):
+        blocks.append(Block("heading", "NCO answers against the personas' true values"))
+        blocks.append(Block("text", "TVD between each arm's NCO answers and the true values of the same personas (from "
+                                    "the population table): which arm is closer to the real population. Intervals are "
+                                    "approximate (basic bootstrap over personas)."))
+        blocks.append(table(truth, ["model", "path", "iteration", "arm", "nco", "estimate", "conf_low_approx",
+                                    "conf_high_approx", "agreement", "vs_reference", "closest"],
+                            rename={"estimate": "TVD to true values"}))
+    blocks.append(Block("heading", "Answer distributions"))
+    d = res.distributions
+    for model in dict.fromkeys(d.loc[d["role"] == "nco", "model"].astype(str)):
+        blocks.append(figure(plot_adjustment_distributions(res, model=model),
+                             f"NCO answer distributions by arm and iteration, model {model}"))
+    if len(d) and ((d["item"] == res.outcome) & (d["iteration"] == 0)).any():
+        blocks.append(figure(plot_adjustment_outcome(res), "outcome distribution by arm at iteration 0"))
+    if res.diagnostics:
+        blocks.append(Block("heading", "Diagnostics"))
+        blocks.extend(Block("text", d) for d in res.diagnostics)
+    return Section("adjustment", title, blocks)
+
+
 def _register() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    for b in (data_section, drift_section, fidelity_section, effects_section):
+    for b in (data_section, drift_section, fidelity_section, effects_section, adjustment_section):
         register_section(b)
     _REGISTERED = True
 

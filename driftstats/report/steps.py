@@ -143,6 +143,13 @@ def _need_dist(c: Context) -> str | None:
     return None
 
 
+def _need_adjustment(c: Context) -> str | None:
+    if c.log.iterations.empty:
+        return ("the log has no iterations rows: not an adjustment study (run one with `driftstats simulate` and an "
+                "[adjustment] section)")
+    return None
+
+
 #: The inputs a step can declare, and the check that says why one is missing.
 NEEDS: dict[str, Callable[[Context], str | None]] = {
     "nco": _need_nco,
@@ -154,6 +161,7 @@ NEEDS: dict[str, Callable[[Context], str | None]] = {
     "placebo": _need_placebo,
     "proxy": _need_proxy,
     "dist": _need_dist,
+    "adjustment": _need_adjustment,
 }
 
 
@@ -274,6 +282,23 @@ def did_all(c: Context) -> Result:
                    conf_level=s.conf_level, seed=s.seed)
 
 
+def adjustment_all(c: Context) -> Result:
+    """``adjustment_path`` on every model and path of an adjustment study, with the audit's settings."""
+    from driftstats.adjust import adjustment_path
+
+    s = c.settings
+    return adjustment_path(c.log, outcome=s.outcome, nco=list(c.ncos), margin=s.margin, mode=s.mode, strata=s.strata,
+                           n_perm=s.n_perm, n_boot=s.n_boot, conf_level=s.conf_level, min_units=s.min_units,
+                           seed=s.seed)
+
+
+def _adjustment_title(c: Context) -> str:
+    it = c.log.iterations
+    n_models, n_paths = it["model"].nunique(), it[["model", "path"]].drop_duplicates().shape[0]
+    return (f"adjustment iterations ({_plural(n_paths, 'path')} of {_plural(n_models, 'model')}, "
+            f"{c.settings.n_perm} permutations)")
+
+
 # ------------------------------------------------------------------------------ the built-in steps
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
@@ -317,6 +342,7 @@ def _register_builtin() -> None:
              ("ordered_outcome", "placebo"),
              lambda c: calibrate_effect(c.log, outcome=c.outcome, mode=c.settings.mode, conf_level=c.settings.conf_level),
              items=lambda c: (c.outcome,) if c.outcome else ()),
+        Step("adjustment", _adjustment_title, ("adjustment", "nco", "outcome"), adjustment_all, items=lambda c: c.ncos),
         Step("p2sls", lambda c: "proximal 2SLS", ("ordered_outcome", "nco", "proxy"),
              lambda c: p2sls(data=c.log, outcome=c.outcome, treatment="arm", nco=list(c.ncos[: len(c.proxies)]),
                              nce=list(c.proxies), mode=c.settings.mode, conf_level=c.settings.conf_level),

@@ -369,6 +369,9 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
     if invalid:
         lines.append(f"{invalid} answer row(s) failed validation and were left out of every analysis (kept in the "
                      "log; see the data section).")
+    adjustment = result("adjustment")
+    if adjustment is not None:
+        lines.append(adjustment.audit_line())
     lines += _drift_lines(findings, s, eff, power_text)
     for name, writer in (("fidelity", lambda r: _fidelity_lines(r, log, s, placebo)),
                          ("did", lambda r: _did_lines(r, s, placebo)),
@@ -390,6 +393,9 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
             "Bottom line: ", f"Bottom line (last adjustment iteration, {iterations[-1]}): ", 1)
         if earlier:
             bottom += f" Earlier iterations with drift: {', '.join(map(str, earlier))}."
+        if adjustment is not None:
+            bottom += (" (These drift tests pool every model and adjustment path by iteration number; the adjustment "
+                       "line below and its section keep them apart.)")
     else:
         bottom = _bottom_line(findings, s, by.get("nco"), eff, power_text)
     return Verdict(bottom_line=bottom, lines=tuple(lines), not_computed=failed)

@@ -1771,20 +1771,22 @@ class CallTimeout(Exception):
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`CallTimeout` once the call has used ``seconds`` of CPU time (the process' own, all
+    threads: ``ITIMER_PROF``), so that a busy machine or a paused batch never makes a call time out."""
     if not seconds or not hasattr(signal, "setitimer"):
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
-        raise CallTimeout(f"the call ran for more than {seconds:g} s")
+        raise CallTimeout(f"the call used more than {seconds:g} s of CPU time")
 
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    old = signal.signal(signal.SIGPROF, handler)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
 
 
 @dataclasses.dataclass

@@ -41,6 +41,20 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _units_in(out: Path) -> str:
+    """Finished units in a store (read after the run released it); '?' when it cannot be read."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(out), read_only=True)
+        try:
+            return str(con.execute("SELECT count(*) FROM units_done").fetchone()[0])
+        finally:
+            con.close()
+    except Exception:
+        return "?"
+
+
 def simulate(
     study: Annotated[Path, typer.Argument(help="study file (.toml or .yaml)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="DuckDB file to write (resumed when it exists)")],
@@ -63,8 +77,7 @@ def simulate(
         spec = load_study(study)
     except (StudyError, FileNotFoundError) as exc:
         raise fail(2, _one_line(exc)) from None
-    total = spec.design.units_per_arm * len(spec.arms)
-    state = {"done": None}
+    state: dict[str, object] = {"done": None}
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("units"),
                TextColumn("{task.fields[rate]:.2f} answers/s"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
@@ -74,30 +87,37 @@ def simulate(
         previous, restore = None, False
     try:
         with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task(spec.name, total=total, rate=0.0)
-            start = {"t": None, "done": None}
+            bar: dict[str, object] = {"task": None, "t": None, "answers": 0}
+
+            def on_iteration(label: str, total: int, already: int) -> None:
+                import time
+
+                bar["task"] = progress.add_task(label, total=total, completed=already, rate=0.0)
+                bar["t"], bar["answers"] = time.perf_counter(), None
 
             def on_unit(done: int, total: int, answers: int) -> None:
                 import time
 
-                state["done"] = done
+                state["done"] = int(state["done"] or 0) + 1
                 now = time.perf_counter()
-                if start["t"] is None:
-                    start["t"], start["done"] = now, answers
-                elapsed = now - start["t"]
-                rate = answers / elapsed if elapsed > 0 else 0.0
-                progress.update(task, completed=done, rate=rate)
+                if bar["answers"] is None:
+                    bar["t"], bar["answers"] = now, answers
+                elapsed = now - float(bar["t"])  # type: ignore[arg-type]
+                rate = (answers - int(bar["answers"])) / elapsed if elapsed > 0 else 0.0  # type: ignore[arg-type]
+                progress.update(bar["task"], completed=done, rate=rate)  # type: ignore[arg-type]
 
             summary = run_study(spec, out, base_dir=study.parent, overwrite=overwrite, max_units=max_units,
-                                on_unit=on_unit)
-            progress.update(task, completed=summary.units_done_before + summary.units_run)
+                                on_unit=on_unit, on_iteration=on_iteration)
     except (StudyError, FileNotFoundError) as exc:
         raise fail(2, _one_line(exc)) from None
     except (Exception, KeyboardInterrupt, Terminated) as exc:
         if not out.exists():
             left = "no store was left behind"
         elif state["done"] is not None:
-            left = f"{out} keeps {state['done']} of {total} units: run the same command to resume"
+            n = _units_in(out)
+            total = spec.design.units_per_arm * len(spec.arms) * len(spec.all_models)
+            kept = f"{n} of {total} units" if spec.adjustment is None else f"{n} units"
+            left = f"{out} keeps {kept}: run the same command to resume"
         else:
             left = f"{out} keeps the units it held: run the same command to resume"
         if isinstance(exc, KeyboardInterrupt | Terminated):

@@ -8,7 +8,7 @@ a user table's columns are used as they are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,20 +51,36 @@ class Attribute:
     column: str
     label: Callable[[object], str]
     phrase: Callable[[object], str]
+    question: str | None = None  # how a probe item asks it (candidate confounders)
+    options: tuple[str, ...] | None = None  # the labels, in order
+
+
+def label_phrase(name: str, label: str) -> str:
+    """How the persona prompt states an attribute that is not a population column (analyst or model candidate)."""
+    return f"gives \"{label}\" as their {name.replace('_', ' ')}"
 
 
 ANES96: dict[str, Attribute] = {
-    "age": Attribute("age", "age", _age_band, lambda v: f"is {int(v)} years old"),
-    "party": Attribute("party", "PID", _party3, lambda v: f"identifies as {PARTY7[int(v)]}"),
+    "age": Attribute("age", "age", _age_band, lambda v: f"is {int(v)} years old", "How old are you?",
+                     tuple(AGE_BANDS)),
+    "party": Attribute("party", "PID", _party3, lambda v: f"identifies as {PARTY7[int(v)]}",
+                       "Generally speaking, do you think of yourself as a Democrat, a Republican or an Independent?",
+                       tuple(PARTY3)),
     "education": Attribute("education", "educ", lambda v: EDUC[int(v) - 1],
-                           lambda v: f"has this level of education: {EDUC[int(v) - 1].lower()}"),
-    "income": Attribute("income", "income", _income, lambda v: f"has a household income of {_income(v).lower()}"),
+                           lambda v: f"has this level of education: {EDUC[int(v) - 1].lower()}",
+                           "What is the highest level of education you have completed?", tuple(dict.fromkeys(EDUC))),
+    "income": Attribute("income", "income", _income, lambda v: f"has a household income of {_income(v).lower()}",
+                        "What was your total household income last year?", tuple(INCOME)),
     "ideology": Attribute("ideology", "selfLR", lambda v: IDEOLOGY[int(v) - 1],
-                          lambda v: f"describes their politics as {IDEOLOGY[int(v) - 1].lower()}"),
+                          lambda v: f"describes their politics as {IDEOLOGY[int(v) - 1].lower()}",
+                          "How would you describe your political views?", tuple(IDEOLOGY)),
     "tv_news": Attribute("tv_news", "TVnews", lambda v: str(int(v)),
-                         lambda v: f"watches TV news on {int(v)} days a week"),
+                         lambda v: f"watches TV news on {int(v)} days a week",
+                         "On how many days in a typical week do you watch the news on TV?",
+                         tuple(str(i) for i in range(8))),
     "vote_1996": Attribute("vote_1996", "vote", lambda v: "Dole" if int(v) else "Clinton",
-                           lambda v: f"expects to vote for {'Dole' if int(v) else 'Clinton'}"),
+                           lambda v: f"expects to vote for {'Dole' if int(v) else 'Clinton'}",
+                           "In the 1996 presidential election, who do you expect to vote for?", ("Clinton", "Dole")),
 }
 
 
@@ -82,11 +98,25 @@ class Population:
         self.attributes = attributes
         self.source = source
 
-    def persona(self, row: int, spec: PopulationSpec) -> Persona:
+    def persona(self, row: int, spec: PopulationSpec, *, added: Sequence[str] = (),
+                values: Mapping[str, str] | None = None) -> Persona:
+        """The persona of population row ``row``.
+
+        ``added``: attributes stated after the spec's own (adjustment iterations), in order; a population
+        column is stated from the respondent's value, any other from ``values`` (set by design).
+        """
         r = self.table.iloc[row]
+        values = values or {}
         specified = {a: self.attributes[a].label(r[self.attributes[a].column]) for a in spec.specified}
-        latent = {a: self.attributes[a].label(r[self.attributes[a].column]) for a in spec.latent}
         phrases = [self.attributes[a].phrase(r[self.attributes[a].column]) for a in spec.specified]
+        for a in added:
+            if a in self.attributes:
+                specified[a] = self.attributes[a].label(r[self.attributes[a].column])
+                phrases.append(self.attributes[a].phrase(r[self.attributes[a].column]))
+            else:
+                specified[a] = values[a]
+                phrases.append(label_phrase(a, values[a]))
+        latent = {a: self.attributes[a].label(r[self.attributes[a].column]) for a in spec.latent if a not in specified}
         if not phrases:
             text = "Respondent profile: an adult living in the United States."
         else:
@@ -105,11 +135,14 @@ class Population:
         return rng.choice(size, size=n, replace=replace)
 
 
-def _generic_attribute(col: str) -> Attribute:
-    return Attribute(col, col, lambda v: str(v), lambda v, c=col: f"has {c.replace('_', ' ')} {v}")
+def _generic_attribute(col: str, values: pd.Series) -> Attribute:
+    labels = sorted({str(v) for v in values.dropna()})
+    return Attribute(col, col, lambda v: str(v), lambda v, c=col: f"has {c.replace('_', ' ')} {v}",
+                     f"What is your {col.replace('_', ' ')}?", tuple(labels) if 2 <= len(labels) <= 26 else None)
 
 
-def load_population(spec: PopulationSpec, *, base_dir: Path | None = None) -> Population:
+def load_population(spec: PopulationSpec, *, base_dir: Path | None = None, extra: Sequence[str] = ()) -> Population:
+    """The population table of ``spec``; ``extra``: further attributes it must hold (adjustment candidates)."""
     if spec.source == "anes96":
         from statsmodels.datasets import anes96
 
@@ -122,12 +155,12 @@ def load_population(spec: PopulationSpec, *, base_dir: Path | None = None) -> Po
         if not path.exists():
             raise StudyError(f"population.source: no file {str(path)!r} (use 'anes96' or a CSV/Parquet path)")
         table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        attributes = {c: _generic_attribute(c) for c in table.columns}
-    unknown = [a for a in [*spec.specified, *spec.latent] if a not in attributes]
+        attributes = {c: _generic_attribute(c, table[c]) for c in table.columns}
+    unknown = [a for a in [*spec.specified, *spec.latent, *extra] if a not in attributes]
     if unknown:
         raise StudyError(
             f"population: attributes {unknown} are not in {spec.source!r}; available: {sorted(attributes)}"
         )
-    needed = [attributes[a].column for a in [*spec.specified, *spec.latent]]
+    needed = [attributes[a].column for a in [*spec.specified, *spec.latent, *extra]]
     table = table.dropna(subset=needed)
     return Population(table, attributes, spec.source)

@@ -1,29 +1,40 @@
-"""Run a study: personas x arms x items on a backend, written unit by unit to DuckDB.
+"""Run a study: plan -> elicit -> record, unit by unit into one DuckDB store.
 
-Reproducibility: every random choice is drawn from a generator seeded by the study seed
-and the *keys* of what it decides (persona, arm, item, replicate), never by the order of
-execution, so a resumed run writes exactly the rows of an uninterrupted one.
+:mod:`collectors.plan` decides which units, personas, seeds and prompts an iteration runs,
+:mod:`collectors.elicit` asks them on a backend, :mod:`collectors.record` builds the log rows
+from the schema's fields, and :class:`collectors.store.Store` writes each unit atomically. A
+study with ``[[models]]`` runs once per model; a study with ``[adjustment]`` runs the
+persona-augmentation loop (:mod:`collectors.adjust`) on every model, every path and every
+iteration, all into the same store.
+
+Reproducibility: every random choice is drawn from the study seed and the *names* of what it
+decides (study, model, iteration, persona, arm, item, replicate), never from the order of
+execution, and every decision of the loop is recomputed from the rows already in the store, so
+a resumed run writes exactly the rows of an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from collectors.population import load_population
+from collectors.elicit import elicit_unit
+from collectors.plan import IterationPlan, persona_rows, plan_iteration
+from collectors.population import Population, load_population
 from collectors.prompts import Prompts
+from collectors.record import answer_rows, persona_rows_of
 from collectors.store import Store, StoreLock
-from collectors.study import Study
+from collectors.study import ItemSpec, ModelSpec, Study, StudyError
 
-__all__ = ["RunSummary", "make_backend", "run_study", "study_hash"]
+__all__ = ["RunSummary", "make_backend", "model_tag", "run_study", "study_hash"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class RunSummary:
     seconds: float
     evaluated_tokens: int
     answers_run: int
+    iterations: tuple[str, ...] = ()  # one line per (model, path, iteration) of an adjustment study
 
     @property
     def answers_per_second(self) -> float:
@@ -45,25 +57,23 @@ class RunSummary:
 
     def as_text(self) -> str:
         rate = self.answers_per_second
-        return (f"{self.out}: {self.units_run} unit(s) run ({self.units_done_before} already done, "
+        text = (f"{self.out}: {self.units_run} unit(s) run ({self.units_done_before} already done, "
                 f"{self.units_total} in the study); {self.answers} answers in the store, {self.invalid} invalid; "
                 f"{self.seconds:.1f} s, {rate:.2f} answers/s")
+        return "\n".join([text, *self.iterations])
 
 
 def study_hash(study: Study) -> str:
     return hashlib.sha256(study.model_dump_json().encode()).hexdigest()
 
 
-def _seed(*keys: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(list(keys)))
+def model_tag(m: ModelSpec) -> str:
+    """The model's name in unit ids and run ids: ``name``, or the model path's stem."""
+    return m.name or Path(m.path).stem
 
 
-def _answer_seed(*keys: int) -> int:
-    return int(np.random.SeedSequence(list(keys)).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def make_backend(study: Study) -> Any:
-    m = study.model
+def make_backend(study: Study | ModelSpec) -> Any:
+    m = study.model if isinstance(study, Study) else study
     if m.backend == "http":
         from collectors.backends.http import HttpBackend
 
@@ -73,11 +83,61 @@ def make_backend(study: Study) -> Any:
     return LlamaBackend(resolve_model_path(m.path), n_ctx=m.n_ctx, n_threads=m.n_threads, n_gpu_layers=m.n_gpu_layers)
 
 
-def _design_tables(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
-    items = pd.DataFrame([{"item": i.name, "text": i.text, "options": json.dumps(i.options), "scale": i.scale,
-                           "role": i.role, "attribute": i.attribute} for i in study.items])
+def _check_models(study: Study) -> None:
+    """Every model file exists (before a store is opened): a typo leaves an existing store untouched."""
+    for m in study.all_models:
+        if m.backend == "llama.cpp":
+            from collectors.backends.llama import resolve_model_path
+
+            resolve_model_path(m.path)
+
+
+def _design_tables(items: list[ItemSpec], study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
+    items_t = pd.DataFrame([{"item": i.name, "text": i.text, "options": json.dumps(i.options), "scale": i.scale,
+                             "role": i.role, "attribute": i.attribute} for i in items])
     arms = pd.DataFrame([{"arm": a.name, "kind": a.kind, "intervention": a.text} for a in study.arms])
-    return items, arms
+    return items_t, arms
+
+
+class _Stop(Exception):
+    """max_units reached: the run ends early and stays resumable."""
+
+
+@dataclass
+class _Run:
+    """What one call of run_study has done so far, and its callbacks."""
+
+    store: Store
+    done: set[str]
+    max_units: int | None
+    on_unit: Callable[[int, int, int], None] | None
+    on_iteration: Callable[[str, int, int], None] | None
+    planned: int = 0
+    n_new: int = 0
+    answers_run: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    def execute(self, plan: IterationPlan, backend: Any, m: ModelSpec, info: Mapping[str, Any], style: str,
+                label: str) -> None:
+        """Elicit and record every unit of ``plan`` not yet in the store."""
+        self.planned += len(plan)
+        self.store.begin(units_total=self.planned)
+        left = [u for u in plan if u.unit_id not in self.done]
+        already = len(plan) - len(left)
+        if self.on_iteration is not None:
+            self.on_iteration(label, len(plan), already)
+        for i, unit in enumerate(left):
+            if self.max_units is not None and self.n_new >= self.max_units:
+                raise _Stop
+            results = elicit_unit(backend, unit, m)
+            rows = answer_rows(unit, results, study=plan.study, run_id=plan.run_id, iteration=plan.iteration,
+                               model=plan.model, info=info, temperature=m.temperature, top_p=m.top_p, style=style)
+            self.store.write_unit(unit.unit_id, rows, persona_rows_of(unit))
+            self.done.add(unit.unit_id)
+            self.n_new += 1
+            self.answers_run += sum(1 for r in rows if r["mode"] == "sample")
+            if self.on_unit is not None:
+                self.on_unit(already + i + 1, len(plan), self.answers_run)
 
 
 def run_study(
@@ -85,30 +145,38 @@ def run_study(
     out: str | Path,
     *,
     backend: Any = None,
+    backends: Mapping[str, Any] | None = None,
     base_dir: Path | None = None,
     overwrite: bool = False,
     max_units: int | None = None,
     on_unit: Callable[[int, int, int], None] | None = None,
+    on_iteration: Callable[[str, int, int], None] | None = None,
 ) -> RunSummary:
-    """Run (or resume) ``study`` into the DuckDB file ``out``.
+    """Run (or resume) ``study`` into the DuckDB file ``out``: every model, path and iteration.
 
     Parameters
     ----------
     study
-        The study.
+        The study. With ``[[models]]`` it runs on each model; with ``[adjustment]`` it runs the
+        persona-augmentation loop (see :mod:`collectors.adjust` for its rules).
     out
         The store (resumed when it exists; see :mod:`collectors.store`).
     backend
-        A backend object (default: the study's ``model``, loaded here).
+        A backend object for a single-model study (default: the study's ``model``, loaded here).
+    backends
+        Backend objects by model tag (:func:`model_tag`); models without one are loaded here,
+        one at a time.
     base_dir
         Directory relative population paths are read from.
     overwrite
-        Start over: the existing store is deleted, but only once the lock is held and the
-        backend has started (a bad model path leaves the old store as it was).
+        Start over: the existing store is deleted, but only once the lock is held and every model
+        file was found (a bad model path leaves the old store as it was).
     max_units
-        Stop after that many new units (for tests and benchmarks).
+        Stop after that many new units (for tests and benchmarks); the store stays resumable.
     on_unit
-        Called after every unit with (units done, units total, answers written so far).
+        Called after every unit with (units of this iteration done, units in it, answers written).
+    on_iteration
+        Called when an iteration starts with (label, units in it, units already done).
 
     Returns
     -------
@@ -125,121 +193,94 @@ def run_study(
 
     Notes
     -----
-    Order: lock ``out`` -> check an existing store belongs to this study -> start the backend
-    -> open (or overwrite) the store, ``status = 'running'`` -> units -> ``'complete'`` when every
-    unit is done. If anything raises, a store this run created with no finished unit is
-    removed; otherwise the store keeps its units with ``status = 'failed'``. The exception is
-    re-raised unchanged.
+    Order: lock ``out`` -> check an existing store belongs to this study -> find every model file
+    (and start the first backend) -> open (or overwrite) the store, ``status = 'running'`` -> units
+    -> ``'complete'`` when every unit is done. If anything raises, a store this run created with no
+    finished unit is removed; otherwise the store keeps its units with ``status = 'failed'``. The
+    exception is re-raised unchanged. The store is closed in every case.
     """
     t0 = time.perf_counter()
     h = study_hash(study)
+    models = study.all_models
+    if backend is not None and len(models) > 1:
+        raise StudyError(f"backend= serves a single-model study; this one has {len(models)} models: pass "
+                         "backends={model_tag: backend, ...}")
+    given = dict(backends or {})
+    if backend is not None:
+        given[model_tag(models[0])] = backend
     lock = StoreLock(out)  # one writer per store, before anything is deleted or opened
     try:
         if not overwrite:
             Store.check_resumable(out, study_name=study.name, study_hash=h)
-        population = load_population(study.population, base_dir=base_dir)
-        backend = backend or make_backend(study)
-        info = backend.info()
+        population = load_population(study.population, base_dir=base_dir, extra=study.adjustment_population)
+        _check_models(study)
+        first = model_tag(models[0])
+        if first not in given:
+            given[first] = make_backend(models[0])
+        given[first].info()
     except BaseException:
         lock.release()
         raise
     store = Store(out, study_name=study.name, study_hash=h, overwrite=overwrite, lock=lock)
+    status = None
+    run = None
     try:
-        summary = _run(study, store, backend, info, population, h, max_units=max_units, on_unit=on_unit)
+        run = _Run(store=store, done=store.done_units(), max_units=max_units, on_unit=on_unit,
+                   on_iteration=on_iteration)
+        before = len(run.done)
+        try:
+            _run(study, run, population, given, h)
+            status = "complete"
+        except _Stop:
+            pass  # stopped early: stays 'running', resumable
+        counts = store.counts()
     except BaseException as exc:
         store.abort(exc)
         raise
-    return RunSummary(out=Path(out), seconds=time.perf_counter() - t0,
-                      evaluated_tokens=getattr(backend, "evaluated_tokens", 0), **summary)
+    finally:
+        if store.con is not None:
+            store.close(status=status)
+    evaluated = sum(getattr(b, "evaluated_tokens", 0) for b in given.values())
+    return RunSummary(out=Path(out), seconds=time.perf_counter() - t0, evaluated_tokens=evaluated,
+                      units_total=run.planned, units_done_before=before, units_run=run.n_new,
+                      answers=counts["answers"], invalid=counts["invalid"], answers_run=run.answers_run,
+                      iterations=tuple(run.lines))
 
 
-def _run(study: Study, store: Store, backend: Any, info: dict[str, Any], population: Any, h: str, *,
-         max_units: int | None, on_unit: Callable[[int, int, int], None] | None) -> dict[str, Any]:
-    d = study.design
-    total = d.units_per_arm * len(study.arms)
-    store.begin(units_total=total)
-    store.set_meta("backend", json.dumps(info, sort_keys=True))
-    items_t, arms_t = _design_tables(study)
+def _run(study: Study, run: _Run, population: Population, backends: dict[str, Any], h: str) -> None:
+    store = run.store
+    items_t, arms_t = _design_tables(list(study.items), study)
     store.write_design(items_t, arms_t)
-    seed = d.seed
-    style = study.model.prompt_style
-    if style == "auto":
-        style = "chat" if getattr(backend, "has_chat_template", False) else "completion"
-    prompts = Prompts(study, style=style, chat_render=backend.chat_renderer() if style == "chat" else None)
-    store.set_meta("prompt_style", style)
+    rows = persona_rows(study, population)
+    models = study.all_models
+    for m in models:
+        tag = model_tag(m)
+        backend = backends.get(tag)
+        if backend is None:
+            backend = backends[tag] = make_backend(m)
+        info = backend.info()
+        name = m.name or info["model"]
+        suffix = "" if len(models) == 1 else f":{tag}"
+        store.set_meta("backend" + suffix, json.dumps(info, sort_keys=True))
+        style = m.prompt_style
+        if style == "auto":
+            style = "chat" if getattr(backend, "has_chat_template", False) else "completion"
+        store.set_meta("prompt_style" + suffix, style)
+        prompts = Prompts(study, style=style, chat_render=backend.chat_renderer() if style == "chat" else None)
+        if study.adjustment is None:
+            tagged = len(models) > 1
+            plan = plan_iteration(study, population, prompts, rows, model=name,
+                                  items=[(i, i.role) for i in study.items], iteration=study.design.iteration,
+                                  tag=tag if tagged else "",
+                                  run_id=f"{study.name}-{tag}-{h[:10]}" if tagged else f"{study.name}-{h[:10]}")
+            run.execute(plan, backend, m, info, style, f"{study.name} {tag}" if tagged else study.name)
+        else:
+            from collectors.loop import run_adjustment
 
-    rows_by_arm = {}
-    if d.paired:
-        shared = population.sample_rows(d.units_per_arm, study.population, _seed(seed, 0))
-        rows_by_arm = {a.name: shared for a in study.arms}
-    else:
-        rows_by_arm = {a.name: population.sample_rows(d.units_per_arm, study.population, _seed(seed, 0, ai))
-                       for ai, a in enumerate(study.arms)}
-    run_id = f"{study.name}-{h[:10]}"
-    done = store.done_units()
-    before = len(done)
-    sampling = json.dumps({"temperature": study.model.temperature, "top_p": study.model.top_p,
-                           "prompt_style": style, "answer_format": "letter"}, sort_keys=True)
-    n_new = 0
-    answers_run = 0
-    progress_done = before
-    for p in range(d.units_per_arm):  # persona-major: one persona prefix serves every arm
-        for ai, arm in enumerate(study.arms):
-            row = int(rows_by_arm[arm.name][p])
-            unit_id = f"{study.name}-i{d.iteration}-p{p:04d}-{arm.name}"
-            if unit_id in done:
-                continue
-            if max_units is not None and n_new >= max_units:
-                break
-            persona = population.persona(row, study.population)
-            persona_id = f"{study.name}-i{d.iteration}-p{p:04d}" if d.paired else f"{unit_id}"
-            prefix_text = prompts.prefix(persona, arm)
-            answers: list[dict[str, Any]] = []
-            for ii, item in enumerate(study.items):
-                k = len(item.options)
-                rev = d.counterbalance == "reverse" and _seed(seed, 1, p if d.paired else ai * 100000 + p, ii).random() < 0.5
-                order = tuple(range(k - 1, -1, -1)) if rev else tuple(range(k))
-                prompt = prompts.item(persona, arm, item, order)
-                full_prompt = prefix_text + prompt.text
-                for rep in range(d.replicates):
-                    aseed = _answer_seed(seed, 2, p, ai, ii, rep)
-                    res = backend.elicit_item(prefix_text, prompt, seed=aseed,
-                                              temperature=study.model.temperature, top_p=study.model.top_p,
-                                              dist=study.model.distribution)
-                    now = pd.Timestamp.now(tz="UTC")
-                    common = {
-                        "study": study.name, "run_id": run_id, "iteration": d.iteration, "model": info["model"],
-                        "unit_id": unit_id, "arm": arm.name, "item": item.name, "replicate": rep,
-                        "persona_id": persona_id, "role": item.role, "option_order": prompt.option_order,
-                        "model_sha256": info["model_sha256"],
-                        "prompt_sha256": hashlib.sha256(full_prompt.encode()).hexdigest(),
-                        "grammar_sha256": hashlib.sha256(prompt.regex.encode()).hexdigest(),
-                        "seed": aseed, "temperature": study.model.temperature, "top_p": study.model.top_p,
-                        "backend": info["backend"], "backend_version": info["backend_version"], "created_at": now,
-                    }
-                    answers.append({**common, "mode": "sample", "sampling": sampling,
-                                    "response": res.option if res.option is not None else res.text,
-                                    "valid": res.option is not None, "error": res.error})
-                    if res.probs is not None:
-                        extra = json.dumps({**json.loads(sampling), **{k2: round(v, 10) for k2, v in res.extra.items()}},
-                                           sort_keys=True)
-                        for opt, pr in res.probs.items():
-                            answers.append({**common, "mode": "dist", "sampling": extra, "response": opt,
-                                            "prob": pr, "valid": True, "error": None})
-            personas = [{"unit_id": unit_id, "attribute": a, "value": v, "specified": True}
-                        for a, v in persona.specified.items()]
-            personas += [{"unit_id": unit_id, "attribute": a, "value": v, "specified": False}
-                         for a, v in persona.latent.items()]
-            store.write_unit(unit_id, answers, personas)
-            n_new += 1
-            answers_run += sum(1 for a in answers if a["mode"] == "sample")
-            progress_done += 1
-            if on_unit is not None:
-                on_unit(progress_done, total, answers_run)
-        if max_units is not None and n_new >= max_units:
-            break
-    counts = store.counts()
-    finished = len(store.done_units())
-    store.close(status="complete" if finished >= total else None)  # stopped early: stays 'running'
-    return {"units_total": total, "units_done_before": before, "units_run": n_new, "answers": counts["answers"],
-            "invalid": counts["invalid"], "answers_run": answers_run}
+            run_adjustment(study, run, population, prompts, rows, backend=backend, model=m, name=name, tag=tag,
+                           info=info, style=style)
+        if len(models) > 1:  # one model in memory at a time
+            backends.pop(tag, None)
+            del backend
+            gc.collect()
+

@@ -36,7 +36,16 @@ import pandas as pd
 
 from collectors.study import StudyError
 from driftstats.log._sql import qi
-from driftstats.log.schema import ANSWERS, ARMS, ITEMS, PERSONAS, SCHEMA_VERSION, Field
+from driftstats.log.schema import (
+    ADJUSTMENTS,
+    ANSWERS,
+    ARMS,
+    ITEMS,
+    ITERATIONS,
+    PERSONAS,
+    SCHEMA_VERSION,
+    Field,
+)
 
 __all__ = ["STATUSES", "Store", "StoreLock", "StoreLockedError", "lock_path"]
 
@@ -184,7 +193,8 @@ class Store:
             if overwrite:
                 _remove_database(self.path)
             self.con = self._connect()
-            for name, fields in (("answers", ANSWERS), ("items", ITEMS), ("personas", PERSONAS), ("arms", ARMS)):
+            for name, fields in (("answers", ANSWERS), ("items", ITEMS), ("personas", PERSONAS), ("arms", ARMS),
+                                 ("iterations", ITERATIONS), ("adjustments", ADJUSTMENTS)):
                 self.con.execute(_ddl(name, fields))
             self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
             self.con.execute(
@@ -326,6 +336,50 @@ class Store:
         finally:
             con.unregister("items_in")
             con.unregister("arms_in")
+
+    def add_items(self, items: pd.DataFrame) -> None:
+        """Add (or replace, by name) items: the probes of candidates found during a run."""
+        self._replace("items", items, "item IN (SELECT item FROM rows_in)")
+
+    def write_rows(self, table: str, rows: list[dict[str, Any]], where: str, params: list[Any]) -> None:
+        """Replace the rows of ``table`` matching ``where`` (with ``params``) by ``rows``, in one transaction."""
+        if table not in ("iterations", "adjustments"):
+            raise ValueError(f"write_rows writes the adjustment tables only, not {table!r}")
+        fields = ITERATIONS if table == "iterations" else ADJUSTMENTS
+        frame = pd.DataFrame(rows, columns=[f.name for f in fields])
+        self._replace(table, frame, where, params)
+
+    def _replace(self, table: str, frame: pd.DataFrame, where: str, params: list[Any] | None = None) -> None:
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("rows_in", frame)
+            con.execute(f"DELETE FROM {qi(table)} WHERE {where}", params or [])
+            if len(frame):
+                con.execute(f"INSERT INTO {qi(table)} BY NAME SELECT * FROM rows_in")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("rows_in")
+
+    def get_meta(self, key: str) -> str | None:
+        r = self._con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if r is None else r[0]
+
+    def tables_of(self, *, model: str, run_ids: list[str]) -> dict[str, pd.DataFrame]:
+        """The log tables of the given runs of ``model`` (answers, personas of their units, items, arms)."""
+        con = self._con
+        answers = con.execute("SELECT * FROM answers WHERE model = ? AND run_id IN (SELECT unnest(?)) "
+                              "ORDER BY unit_id, item, mode, replicate, response", [model, run_ids]).df()
+        personas = con.execute(
+            "SELECT * FROM personas WHERE unit_id IN (SELECT DISTINCT unit_id FROM answers WHERE model = ? AND "
+            "run_id IN (SELECT unnest(?))) ORDER BY unit_id, attribute", [model, run_ids]).df()
+        items = con.execute("SELECT * FROM items WHERE item IN (SELECT DISTINCT item FROM answers WHERE model = ? "
+                            "AND run_id IN (SELECT unnest(?))) ORDER BY item", [model, run_ids]).df()
+        arms = con.execute("SELECT * FROM arms ORDER BY arm").df()
+        return {"answers": answers, "personas": personas, "items": items, "arms": arms}
 
     def done_units(self) -> set[str]:
         return {r[0] for r in self._con.execute("SELECT unit_id FROM units_done").fetchall()}

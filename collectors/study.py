@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["ArmSpec", "DesignSpec", "ItemSpec", "ModelSpec", "PopulationSpec", "Study", "StudyError", "load_study"]
+__all__ = ["AdjustmentSpec", "ArmSpec", "CandidateSpec", "DesignSpec", "ItemSpec", "ModelSpec", "PopulationSpec", "Study",
+           "StudyError", "load_study", "parse_study"]
 
 
 class StudyError(ValueError):
@@ -71,6 +72,8 @@ class ItemSpec(_Strict):
 
 
 class ModelSpec(_Strict):
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-]+$",
+                             description="the log's model name (default: the model file's name)")
     path: str = Field("gemma3-270m", description="'gemma3-270m', 'smollm2-135m' or a GGUF path")
     backend: Literal["llama.cpp", "http"] = "llama.cpp"
     url: str | None = Field(None, description="base URL of an OpenAI-compatible server (backend = 'http')")
@@ -101,6 +104,54 @@ class DesignSpec(_Strict):
     iteration: int = Field(0, ge=0, description="adjustment iteration this run belongs to")
 
 
+class CandidateSpec(_Strict):
+    """A candidate confounder named by the analyst: asked as a probe, set by design once chosen."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="attribute name (also the probe item's name)")
+    question: str = Field(min_length=1, description="the probe question that asks it")
+    options: list[str] = Field(min_length=2, max_length=26)
+
+    @field_validator("options")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("options must be distinct")
+        return v
+
+
+StopRule = Literal["equivalence", "no_change"]
+Select = Literal["targeted", "untargeted", "random"]
+
+
+class AdjustmentSpec(_Strict):
+    """The persona-augmentation loop (methods.md section 4.1): diagnose, add confounders, re-run."""
+
+    iterations: int = Field(ge=1, le=20, description="the maximum K; iteration 0 is the base spec")
+    per_iteration: int = Field(1, ge=1, description="attributes added per iteration")
+    paths: list[Select] = Field(default_factory=lambda: ["targeted"], min_length=1,
+                                description="one adjustment path per selection rule")
+    diagnostic: list[str] = Field(min_length=1, description="NCO items used as diagnostics (never adjusted)")
+    margin: float = Field(0.05, gt=0.0, lt=1.0, description="equivalence margin of the 'equivalence' stopping rule")
+    stop_on: list[StopRule] = Field(default_factory=lambda: ["equivalence", "no_change"],
+                                    description="rules that end a path early (max_iterations always does)")
+    population: list[str] | None = Field(
+        None, description="candidates from the population table (default: population.latent minus diagnostics)")
+    candidates: list[CandidateSpec] = Field(default_factory=list, description="candidates named by the analyst")
+    propose: int = Field(0, ge=0, le=5, description="candidates each model is asked to propose (0: none)")
+    propose_max_tokens: int = Field(400, ge=32, le=2000)
+    reference: bool = Field(False, description="also run the full-information reference spec (every known "
+                                               "latent candidate stated)")
+    n_perm: int = Field(1000, ge=19, description="permutations of the loop's drift tests")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AdjustmentSpec:
+        for name, values in (("paths", self.paths), ("diagnostic", self.diagnostic), ("stop_on", self.stop_on),
+                             ("candidates", [c.name for c in self.candidates]), ("population", self.population or [])):
+            if len(set(values)) != len(values):
+                raise ValueError(f"adjustment.{name} must not repeat a name: {values}")
+        return self
+
+
 class Study(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
@@ -108,7 +159,9 @@ class Study(_Strict):
     arms: list[ArmSpec] = Field(min_length=2)
     items: list[ItemSpec] = Field(min_length=1)
     model: ModelSpec = ModelSpec()
+    models: list[ModelSpec] = Field(default_factory=list, description="several models: one run of the study each")
     design: DesignSpec
+    adjustment: AdjustmentSpec | None = None
     preamble: str = Field(
         "The following is an interview with a survey respondent.\n{persona}",
         description="opens every conversation; {persona} is the persona description")
@@ -137,7 +190,60 @@ class Study(_Strict):
         for field_name, needed in (("preamble", "{persona}"), ("intervention", "{text}"), ("question", "{question}")):
             if needed not in getattr(self, field_name):
                 raise ValueError(f"{field_name} must contain {needed}")
+        if self.models and "model" in self.model_fields_set:
+            raise ValueError("give either [model] or [[models]], not both")
+        names = [m.name or m.path for m in self.all_models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"models must have distinct names (set models.name): {names}")
+        if self.adjustment is not None:
+            self._check_adjustment(self.adjustment)
         return self
+
+    def _check_adjustment(self, adj: AdjustmentSpec) -> None:
+        roles = {i.name: i.role for i in self.items}
+        if not self.design.paired:
+            raise ValueError("adjustment needs design.paired = true: added attributes are set identically across "
+                             "arms, which pairs the personas")
+        if self.design.iteration != 0:
+            raise ValueError("adjustment: leave design.iteration at 0 (the loop numbers its iterations itself)")
+        if sum(i.role == "primary" for i in self.items) != 1:
+            raise ValueError("adjustment needs exactly one item with role = 'primary' (the outcome the "
+                             "candidates are scored against)")
+        for d in adj.diagnostic:
+            if roles.get(d) != "nco":
+                raise ValueError(f"adjustment.diagnostic: {d!r} is not an item with role = 'nco' "
+                                 f"(NCO items: {[n for n, r in roles.items() if r == 'nco']})")
+        adjusted = {*self.population.specified, *self.adjustment_population, *(c.name for c in adj.candidates)}
+        both = sorted(set(adj.diagnostic) & adjusted)
+        if both:
+            raise ValueError(
+                f"diagnostic NCOs must stay disjoint from the adjusted attributes: {both} would be both (an "
+                "attribute in the persona spec has TVD ~0 by construction; it becomes a fidelity check, never a "
+                "diagnostic). Drop it from adjustment.diagnostic or from the candidates.")
+        taken = sorted({c.name for c in adj.candidates} & set(roles))
+        if taken:
+            raise ValueError(f"adjustment.candidates: {taken} are item names already; a candidate's probe item is "
+                             "named after it: rename the candidate or the item")
+        clash = sorted(set(self.adjustment_population) & set(self.population.specified))
+        if clash:
+            raise ValueError(f"adjustment.population: {clash} are already specified in population.specified")
+        clash = sorted(set(self.adjustment_population) & {c.name for c in adj.candidates})
+        if clash:
+            raise ValueError(f"adjustment: {clash} are both population and analyst candidates")
+
+    @property
+    def all_models(self) -> list[ModelSpec]:
+        """The models the study runs on (``[[models]]``, or the single ``[model]``)."""
+        return list(self.models) or [self.model]
+
+    @property
+    def adjustment_population(self) -> list[str]:
+        """Candidates from the population table (default: the latent attributes that are not diagnostics)."""
+        if self.adjustment is None:
+            return []
+        if self.adjustment.population is not None:
+            return list(self.adjustment.population)
+        return [a for a in self.population.latent if a not in self.adjustment.diagnostic]
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from collectors.prompts import ItemPrompt
 
-__all__ = ["Backend", "Elicited", "LogitsBackend", "elicit"]
+__all__ = ["Backend", "Elicited", "LogitsBackend", "elicit", "generate"]
 
 
 class Backend(Protocol):
@@ -158,3 +158,34 @@ def elicit(backend: LogitsBackend, prefix: list[int], prompt: ItemPrompt, rng: n
         why = f"answer {text!r} is not one of the options {list(prompt.labels)}"
         error = f"{error}; {why}" if error else why
     return Elicited(text=text, option=option, error=error, probs=probs, extra=extra)
+
+
+def generate(backend: LogitsBackend, prompt: str, regex: str, rng: np.random.Generator, *, temperature: float,
+             top_p: float, max_tokens: int) -> tuple[str, str | None]:
+    """Free text constrained to ``regex`` (e.g. a JSON schema's regex) after ``prompt``; (text, error).
+
+    Stops at the end-of-sequence token (which the constraint allows once the text is complete) or
+    after ``max_tokens`` (the text is then cut off, and the error says so). A failing constraint is
+    reported, never hidden: generation goes on unconstrained and the caller re-validates.
+    """
+    ctx = backend.tokenize(prompt, bos=True)
+    proc = backend.processor(regex)
+    generated: list[int] = []
+    error = None
+    for _ in range(max_tokens):
+        logits = backend.logits_after(ctx + generated).astype(np.float32)
+        if proc is not None:
+            try:
+                ids = np.asarray([ctx + generated], dtype=np.intc)
+                logits = np.asarray(proc(ids, logits[None, :].copy()))[0]
+            except Exception as exc:
+                error = f"constraint failed ({type(exc).__name__}: {exc}); generated unconstrained"
+                proc = None
+        tok = _sample_token(logits, rng, temperature, top_p)
+        if tok == backend.eos:
+            break
+        generated.append(tok)
+    else:
+        error = f"{error}; " if error else ""
+        error += f"stopped at max_tokens = {max_tokens} before the answer was complete"
+    return backend.detokenize(generated), error

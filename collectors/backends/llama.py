@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from collectors.backends.base import Elicited, elicit
+from collectors.backends.base import Elicited, elicit, generate
 from collectors.prompts import ItemPrompt
 from collectors.study import StudyError
 
@@ -239,6 +239,17 @@ class LlamaBackend:
             self._prefix_text, self._prefix_tokens = prefix_text, self.tokenize(prefix_text, bos=True)
         return elicit(self, self._prefix_tokens, prompt, np.random.default_rng(seed),
                       temperature=temperature, top_p=top_p, dist=dist)
+
+    def generate(self, prompt: str, regex: str, *, seed: int, temperature: float, top_p: float,
+                 max_tokens: int) -> tuple[str, str | None]:
+        """Text constrained to ``regex`` after ``prompt``, from an empty KV cache (see ``base.generate``)."""
+        self.reset()
+        self._prefix_text = None
+        try:
+            return generate(self, prompt, regex, np.random.default_rng(seed), temperature=temperature, top_p=top_p,
+                            max_tokens=max_tokens)
+        finally:
+            self.reset()
 
     # -- provenance ----------------------------------------------------------------
     def info(self) -> dict[str, Any]:

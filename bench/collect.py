@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from collectors.backends.llama import LlamaBackend, resolve_model_path
+from collectors.plan import persona_rows, plan_iteration
 from collectors.population import load_population
 from collectors.prompts import Prompts
-from collectors.runner import _seed, run_study
+from collectors.runner import run_study
 from collectors.study import load_study
 
 STUDY = Path(__file__).parents[1] / "collectors" / "studies" / "anes_tax.toml"
@@ -97,26 +98,23 @@ def main() -> None:
         ours_s = time.perf_counter() - t
     ours_rate = summary.answers_run / ours_s
 
-    # prompt tokens the study needs with perfect prefix sharing
+    # prompt tokens the study needs with perfect prefix sharing, over the collector's own plan
     pop = load_population(study.population)
     prompts = Prompts(study, style="completion")
-    rows = pop.sample_rows(study.design.units_per_arm, study.population, _seed(study.design.seed, 0))
+    plan = plan_iteration(study, pop, prompts, persona_rows(study, pop), model="bench",
+                          items=[(i, i.role) for i in study.items])
     needed = 0
     naive_prompts = []
-    units_seen = 0
-    for row in rows:
-        persona = pop.persona(int(row), study.population)
-        pre = study.preamble.replace("{persona}", persona.description)
-        needed += len(backend.tokenize(pre, bos=True))
-        for arm in study.arms:  # the collector's own order: persona-major, then arms
-            arm_text = study.intervention.replace("{text}", arm.text)
-            needed += len(backend.tokenize(arm_text, bos=False))
-            units_seen += 1
-            for item in study.items:
-                ip = prompts.item(persona, arm, item, tuple(range(len(item.options))))
-                needed += len(backend.tokenize(ip.text, bos=False))
-                if units_seen <= args.naive_units:  # the naive loop asks the first units' questions
-                    naive_prompts.append((prompts.prefix(persona, arm) + ip.text, ip.regex))
+    seen: set[str] = set()
+    for n_unit, unit in enumerate(plan, start=1):
+        if unit.persona_key not in seen:  # each persona prefix once
+            seen.add(unit.persona_key)
+            needed += len(backend.tokenize(study.preamble.replace("{persona}", unit.persona.description), bos=True))
+        needed += len(backend.tokenize(study.intervention.replace("{text}", unit.arm.text), bos=False))
+        for task in unit.tasks:
+            needed += len(backend.tokenize(task.prompt.text, bos=False))
+            if n_unit <= args.naive_units:  # the naive loop asks the first units' questions
+                naive_prompts.append((unit.prefix + task.prompt.text, task.prompt.regex))
     limit_s = needed / rate
 
     # naive: one outlines call per question, full prompt each time

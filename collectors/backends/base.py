@@ -14,6 +14,7 @@ then backend-independent:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -123,10 +124,16 @@ def distribution(backend: LogitsBackend, ctx: list[int], prompt: ItemPrompt, *, 
     return probs, {"pruned_mass": pruned, "option_mass": root_mass, "nodes": float(nodes)}
 
 
-def sample(backend: LogitsBackend, ctx: list[int], prompt: ItemPrompt, rng: np.random.Generator, *,
-           temperature: float, top_p: float, max_tokens: int = 8) -> tuple[str, str | None]:
-    """Constrained sampling through the outlines logits processor; returns (text, error)."""
-    proc = backend.processor(prompt.regex)
+def _constrained(backend: LogitsBackend, ctx: list[int], regex: str, rng: np.random.Generator, *,
+                 temperature: float, top_p: float, max_tokens: int,
+                 done: Callable[[list[int]], bool]) -> tuple[list[int], str | None, bool]:
+    """Sample up to ``max_tokens`` through the outlines logits processor of ``regex``.
+
+    Returns (tokens, error, finished): ``finished`` is false when ``max_tokens`` ran out first. A
+    failing processor is reported in ``error`` and generation goes on unconstrained (re-validation
+    then flags the text), as it would inside llama.cpp.
+    """
+    proc = backend.processor(regex)
     generated: list[int] = []
     error = None
     for _ in range(max_tokens):
@@ -140,11 +147,20 @@ def sample(backend: LogitsBackend, ctx: list[int], prompt: ItemPrompt, rng: np.r
                 proc = None
         tok = _sample_token(logits, rng, temperature, top_p)
         if tok == backend.eos:
-            break
+            return generated, error, True
         generated.append(tok)
-        if prompt.canonical(backend.detokenize(generated)) is not None:
-            break
-    return backend.detokenize(generated), error
+        if done(generated):
+            return generated, error, True
+    return generated, error, False
+
+
+def sample(backend: LogitsBackend, ctx: list[int], prompt: ItemPrompt, rng: np.random.Generator, *,
+           temperature: float, top_p: float, max_tokens: int = 8) -> tuple[str, str | None]:
+    """Constrained sampling of one answer label; returns (text, error)."""
+    tokens, error, _ = _constrained(backend, ctx, prompt.regex, rng, temperature=temperature, top_p=top_p,
+                                    max_tokens=max_tokens,
+                                    done=lambda g: prompt.canonical(backend.detokenize(g)) is not None)
+    return backend.detokenize(tokens), error
 
 
 def elicit(backend: LogitsBackend, prefix: list[int], prompt: ItemPrompt, rng: np.random.Generator, *,
@@ -168,24 +184,10 @@ def generate(backend: LogitsBackend, prompt: str, regex: str, rng: np.random.Gen
     after ``max_tokens`` (the text is then cut off, and the error says so). A failing constraint is
     reported, never hidden: generation goes on unconstrained and the caller re-validates.
     """
-    ctx = backend.tokenize(prompt, bos=True)
-    proc = backend.processor(regex)
-    generated: list[int] = []
-    error = None
-    for _ in range(max_tokens):
-        logits = backend.logits_after(ctx + generated).astype(np.float32)
-        if proc is not None:
-            try:
-                ids = np.asarray([ctx + generated], dtype=np.intc)
-                logits = np.asarray(proc(ids, logits[None, :].copy()))[0]
-            except Exception as exc:
-                error = f"constraint failed ({type(exc).__name__}: {exc}); generated unconstrained"
-                proc = None
-        tok = _sample_token(logits, rng, temperature, top_p)
-        if tok == backend.eos:
-            break
-        generated.append(tok)
-    else:
+    tokens, error, finished = _constrained(backend, backend.tokenize(prompt, bos=True), regex, rng,
+                                           temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                                           done=lambda g: False)
+    if not finished:
         error = f"{error}; " if error else ""
         error += f"stopped at max_tokens = {max_tokens} before the answer was complete"
-    return backend.detokenize(generated), error
+    return backend.detokenize(tokens), error

@@ -32,7 +32,7 @@ from collectors.plan import IterationPlan, SpecState, derive_rng, derive_seed, p
 from collectors.population import Population
 from collectors.prompts import Prompts
 from collectors.record import adjustment_row, iteration_row
-from collectors.study import ModelSpec, Study
+from collectors.study import ModelSpec, Study, StudyError
 
 __all__ = ["run_adjustment"]
 
@@ -48,6 +48,10 @@ def _propose(study: Study, run: Any, backend: Any, m: ModelSpec, tag: str, style
         return []
     key = f"proposal:{tag}"
     stored = run.store.get_meta(key)
+    if stored is None and not hasattr(backend, "generate"):
+        raise StudyError(f"adjustment.propose = {adj.propose} asks model {tag!r} for candidates, but its backend "
+                         f"({getattr(backend, 'name', type(backend).__name__)}) has no constrained free-text "
+                         "generation: use model.backend = 'llama.cpp' or set adjustment.propose = 0")
     if stored is None:
         from outlines_core.json_schema import build_regex_from_schema
 

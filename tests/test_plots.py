@@ -366,7 +366,8 @@ def test_adjustment_drift_lines_are_the_excess_values(adj_res) -> None:
 
 def test_adjustment_effect_figure_has_the_reference_as_a_dashed_line(adj_res) -> None:
     e = adj_res.effects
-    ax = adj_res.plot("effect").axes[1]  # model m_2
+    fig = adj_res.plot("effect")
+    ax = fig.axes[1]  # model m_2
     ref = next(ln for ln in ax.get_lines() if ln.get_gid() == "reference:treatment")
     assert ref.get_linestyle() == "--"
     expect = e[(e["model"] == "m_2") & (e["path"] == "reference")]["estimate"].iloc[0]
@@ -375,7 +376,7 @@ def test_adjustment_effect_figure_has_the_reference_as_a_dashed_line(adj_res) ->
     np.testing.assert_allclose(np.asarray(line.get_ydata(), float),
                                e[(e["model"] == "m_2") & (e["path"] == "untargeted")].sort_values("iteration")
                                ["estimate"].to_numpy())
-    assert "reference spec (a reference, not ground truth)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "reference spec (a reference, not ground truth)" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_adjustment_distribution_bars_are_the_shares(adj_res) -> None:

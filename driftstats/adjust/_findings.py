@@ -271,30 +271,42 @@ def path_lines(paths: pd.DataFrame, *, level: float, margin: float, n_arms: int,
 
 
 def audit_line(paths: pd.DataFrame) -> str:
-    """One line for the audit's top verdict: on which paths drift fell and where it did not."""
+    """One line for the audit's top verdict: on which paths drift fell, did not, or had nothing to remove."""
     if paths.empty:
         return "Adjustment iterations: no adjustment path could be assessed (see the Adjustment iterations section)."
-    fell: dict[str, list[str]] = {}
-    not_fell: dict[str, list[str]] = {}
+    many_models = paths["model"].nunique() > 1
+    many_arms = paths["arm"].nunique() > 1
+    groups: dict[str, dict[str, list[str]]] = {"fell": {}, "not": {}, "none": {}, "unknown": {}}
     for r in paths.to_dict("records"):
-        target = fell if r["drift_fell"] is True else not_fell
-        target.setdefault(str(r["path"]), [])
-        if str(r["model"]) not in target[str(r["path"])]:
-            target[str(r["path"])].append(str(r["model"]))
-    many = paths["model"].nunique() > 1
+        if pd.isna(r["drift_first"]) or pd.isna(r["drift_last"]):
+            kind = "unknown"
+        elif r["drift_fell"] is True:
+            kind = "fell"
+        elif r["drifting_first"] == 0 and r["drifting_last"] == 0:
+            kind = "none"
+        else:
+            kind = "not"
+        label = str(r["path"]) + (f" [{r['arm']} vs {r['reference']}]" if many_arms else "")
+        models = groups[kind].setdefault(label, [])
+        if str(r["model"]) not in models:
+            models.append(str(r["model"]))
 
     def names(d: dict[str, list[str]]) -> str:
-        return ", ".join(f"{p} ({', '.join(m)})" if many else p for p, m in d.items())
+        return ", ".join(f"{p} ({', '.join(m)})" if many_models else p for p, m in d.items())
 
     parts = []
-    if fell:
-        parts.append(f"drift fell beyond its noise on {names(fell)}")
-    if not_fell:
-        parts.append(f"{'it' if fell else 'drift'} did not fall beyond its noise on {names(not_fell)}")
+    if groups["fell"]:
+        parts.append(f"drift fell beyond its noise on {names(groups['fell'])}")
+    if groups["not"]:
+        parts.append(f"{'it' if parts else 'drift'} did not fall beyond its noise on {names(groups['not'])}")
+    if groups["none"]:
+        parts.append(f"no drift to remove on {names(groups['none'])}")
+    if groups["unknown"]:
+        parts.append(f"drift cannot be compared across iterations on {names(groups['unknown'])}")
     nm = paths[paths["non_monotone"].fillna(False).astype(bool)]
     text = "Adjustment iterations: " + "; ".join(parts)
     if len(nm):
-        text += "; non-monotone: " + ", ".join(f"{r.path} ({r.model})" if many else str(r.path)
-                                               for r in nm.itertuples(index=False))
+        text += "; non-monotone: " + ", ".join(
+            dict.fromkeys(f"{r.path} ({r.model})" if many_models else str(r.path) for r in nm.itertuples(index=False)))
     return text + ". Each adjusted effect refers to the population in which the added attributes follow their design " \
                   "distribution (see the Adjustment iterations section)."

@@ -42,6 +42,7 @@ __all__ = [
 
 DriftValue = Literal["excess", "estimate"]
 LINESTYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "v", "P", "X"]
 REFERENCE_LABEL = "reference spec (a reference, not ground truth)"
 
 
@@ -69,6 +70,20 @@ def _models(frame: pd.DataFrame, models: Sequence[str] | None) -> list[str]:
 
 def _paths(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["path"].astype(str)))
+
+
+def _figure_legend(fig: Any, ncols: int | None = None) -> None:
+    """One legend for every panel, below them (the panels share their lines' meaning); as many columns as
+    the figure's width holds (about 3 inches per label unless ``ncols`` is given)."""
+    if ncols is None:
+        ncols = max(1, int(fig.get_figwidth() // 3.0))
+    handles: dict[str, Any] = {}
+    for ax in fig.axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center", fontsize=8, frameon=False,
+                   ncols=min(len(handles), ncols))
 
 
 def _iteration_ticks(ax: Any, frame: pd.DataFrame) -> None:
@@ -148,7 +163,8 @@ def plot_adjustment_drift(result: Any, *, value: DriftValue = "excess", models: 
                     label = _text(path if len(arms) == 1 else f"{path}: {arm}")
                     if path == "reference":
                         label = _text(REFERENCE_LABEL if len(arms) == 1 else f"{REFERENCE_LABEL}: {arm}")
-                    ax.plot(x, y.to_numpy(float), color=st["color"], ls=st["ls"], marker=st["marker"], ms=4, lw=1.3,
+                    marker = st["marker"] if path == "reference" else MARKERS[a_i % len(MARKERS)]
+                    ax.plot(x, y.to_numpy(float), color=st["color"], ls=st["ls"], marker=marker, ms=4, lw=1.3,
                             label=label, gid=f"drift:{path}:{arm}")
                     if len(g) > 1:
                         ax.fill_between(x, lo.to_numpy(float), hi.to_numpy(float), color=st["color"], alpha=0.12,
@@ -166,16 +182,11 @@ def plot_adjustment_drift(result: Any, *, value: DriftValue = "excess", models: 
             if r == len(ncos) - 1:
                 ax.set_xlabel("adjustment iteration")
                 _iteration_ticks(ax, d)
-    handles: dict[str, Any] = {}
-    for ax in fig.axes:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center", fontsize=8, frameon=False,
-                   ncols=min(len(handles), 3))
-    default = ("Excess TVD of the diagnostic NCOs over adjustment iterations (bands: 95% valid intervals)" if excess
-               else "NCO TVD over adjustment iterations (bands: 95% valid intervals)")
-    fig.suptitle(_text(title) if title is not None else default, fontsize=10)
+    _figure_legend(fig)
+    default = ("Excess TVD of the diagnostic NCOs over adjustment iterations" if excess
+               else "TVD of the diagnostic NCOs over adjustment iterations") + \
+        "\nbands: 95% valid intervals; dotted: permutation null"
+    fig.suptitle(_text(title) if title is not None else default, fontsize=9)
     return fig
 
 
@@ -237,8 +248,8 @@ def plot_adjustment_effect(result: Any, *, models: Sequence[str] | None = None, 
                         ax.axhspan(lo, hi, color=st["color"], alpha=0.07, lw=0)
                     continue
                 x = g["iteration"].to_numpy(float) + (i - (len(style) - 1) / 2) * 0.06 + a_i * 0.02
-                ax.plot(x, g["estimate"].to_numpy(float), color=st["color"], ls=st["ls"], marker=st["marker"], ms=4,
-                        label=_text(path + suffix), gid=f"effect:{path}:{arm}")
+                ax.plot(x, g["estimate"].to_numpy(float), color=st["color"], ls=st["ls"],
+                        marker=MARKERS[a_i % len(MARKERS)], ms=4, label=_text(path + suffix), gid=f"effect:{path}:{arm}")
                 _intervals(ax, x, g["conf_low"], g["conf_high"], color=st["color"])
         _note_left_out(ax, int(bad.sum()))
         ax.axhline(0, color="#bbbbbb", lw=0.6)
@@ -247,7 +258,7 @@ def plot_adjustment_effect(result: Any, *, models: Sequence[str] | None = None, 
         ax.set_title(_text(model), fontsize=9)
         if c == 0:
             ax.set_ylabel("difference in mean outcome code")
-        _legend(ax, fontsize=7, frameon=False)
+    _figure_legend(fig)
     outcome = getattr(result, "outcome", None)
     default = "Observed effect over adjustment iterations" + (f" ({outcome})" if outcome else "")
     fig.suptitle(_text(title) if title is not None else default, fontsize=10)
@@ -333,13 +344,7 @@ def plot_adjustment_distributions(result: Any, *, model: str | None = None, item
             ax.set_title(_text(f"{name}, {arm} ({path})"), fontsize=8)
             if c == 0:
                 ax.set_ylabel("share", fontsize=8)
-    handles: dict[str, Any] = {}
-    for ax in fig.axes:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center", fontsize=8, frameon=False,
-                   ncols=min(len(handles), 6))
+    _figure_legend(fig, ncols=6)
     fig.suptitle(_text(title) if title is not None else _text(f"NCO answer distributions by arm and iteration ({model})"),
                  fontsize=10)
     return fig

@@ -72,13 +72,21 @@ def test_fuzz_cli(recipe: Recipe, command: str, seed: int) -> None:
     _run(Case(recipe, ((command, seed),)))
 
 
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(case=cases(cli=0.0, audit=0.0).filter(lambda c: c.recipe.kind == "log"))
+def test_fuzz_adjustment_path(case: Case) -> None:
+    """adjustment_path on generated logs (no iterations table: a named error) and small simulated adjustment studies."""
+    _run(Case(case.recipe, tuple(("adjustment_path", seed) for _, seed in case.calls)))
+
+
 # ----------------------------------------------------------------------------- the harness itself
 def test_every_public_verb_is_fuzzed() -> None:
     import driftstats as ds
 
     takes_data = set(ds.__all__) - {"__version__", "errors", "read_log", "from_wide", "SimLog", "simulate_nco_log",
                                     "simulate_fidelity_log", "simulate_latent_world", "simulate_proxy_data",
-                                    "simulate_study_log", "simulate_controls", "simulate_placebo_log"}
+                                    "simulate_study_log", "simulate_controls", "simulate_placebo_log",
+                                    "simulate_adjustment_log"}
     fuzzed = {v.split("[")[0] for v in VERBS}
     assert takes_data <= fuzzed, sorted(takes_data - fuzzed)
     assert {"validate", "summary", "audit"} == {c.split(":")[1] for c in CLI_COMMANDS}

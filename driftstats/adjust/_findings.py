@@ -139,9 +139,12 @@ def path_findings(drift: pd.DataFrame, effects: pd.DataFrame, stops: pd.DataFram
         for arm in arms:
             d = d_mp[(d_mp["arm"] == arm) & d_mp["diagnostic"].astype(bool) & d_mp["note"].isna()
                      & d_mp["excess"].notna()]
-            present = [set(d.loc[d["iteration"] == k, "nco"]) for k in iters]
-            common = sorted(set.intersection(*present)) if present and all(present) else []
-            ds, noise_from = _drift_series(d, common, iters, z, level,
+            # the NCOs diagnostic and testable at the first and the last iteration; an iteration in between
+            # that lacks one of them takes no part in the step-by-step comparison
+            present = {k: set(d.loc[d["iteration"] == k, "nco"]) for k in iters}
+            common = sorted(present[first] & present[last])
+            kept = [k for k in iters if common and set(common) <= present[k]]
+            ds, noise_from = _drift_series(d, common, kept, z, level,
                                            lambda k, m=model, p=path, a=arm: boot.get((str(m), str(p), k, a)))
             e = e_mp[(e_mp["arm"] == arm) & e_mp["estimate"].notna()]
             es = {int(r.iteration): {"mean": float(r.estimate), "se": float(r.std_error), "low": float(r.conf_low),
@@ -214,8 +217,8 @@ def path_lines(paths: pd.DataFrame, *, level: float, margin: float, n_arms: int,
                 + (f", stopped by {r['stopped_by']}" if r["stopped_by"] else "") + "): ")
         parts = []
         if pd.isna(r["drift_first"]) or pd.isna(r["drift_last"]):
-            parts.append("drift cannot be compared across iterations (no NCO is diagnostic and testable at every "
-                         "iteration of the path).")
+            parts.append(f"drift cannot be compared across iterations (no NCO is diagnostic and testable at both "
+                         f"iteration {r['first']} and iteration {r['last']}).")
         else:
             span = (f"from a mean excess TVD of {_fmt(r['drift_first'])} at iteration {r['first']} to "
                     f"{_fmt(r['drift_last'])} at iteration {r['last']} over {r['n_nco']} diagnostic NCOs (change "

@@ -54,7 +54,7 @@ PlotKind = Literal["drift", "effect", "distributions", "outcome"]
 ADJUSTMENT_ASSUMPTIONS: tuple[str, ...] = (
     "Diagnostic NCOs are disjoint from the adjusted attributes: once an attribute is in the persona spec its TVD goes "
     "to about 0 trivially and its item is a fidelity check, not a diagnostic. NCO rows whose item is in an "
-    "iteration's spec are kept with diagnostic = false and take no part in the findings.",
+    "iteration's spec are kept in the drift frame with diagnostic = false and take no part in the findings.",
     "N1 (exclusion) for every diagnostic NCO: the intervention changes its report only through who the simulated user "
     "is. NCO-TVD is a lower bound on latent drift: drift that vanishes on the NCOs need not have vanished on what "
     "drives the outcome.",
@@ -112,7 +112,8 @@ class AdjustmentResult(Result):
         ``excess`` with ``excess_low``/``excess_high`` (the valid interval minus the null mean, floored at
         0), ``conf_low``/``conf_high`` (valid interval), ``null_mean``, ``null_q95``, ``p_value``,
         ``p_value_fwer``, ``n_1``, ``n_0``, ``equivalent``/``upper_bound`` (projection equivalence at the
-        margin), ``diagnostic`` (false when the NCO's item is in the iteration's spec) and ``note``."""
+        margin), ``diagnostic`` (false when the NCO's item is in the iteration's spec: a fidelity check
+        there, left out of the findings) and ``note`` (why a row carries no test)."""
         return self._frame("drift")
 
     @property
@@ -240,26 +241,24 @@ def _drift(sl: SimLog, ncos: list[str], runs: pd.DataFrame, specs: Mapping[tuple
     else:
         t = t.assign(equivalent=pd.NA, upper_bound=np.nan)
     d = _join_runs(t, runs)
-    diag, note = [], []
+    diag = []
     bad: set[tuple[str, str]] = set()
-    for r in d[["model", "path", "iteration", "nco", "note"]].itertuples(index=False):
+    for r in d[["model", "path", "iteration", "nco"]].itertuples(index=False):
         key = (str(r.model), str(r.path), int(r.iteration))
         in_spec = r.nco in specs.get(key, frozenset()) or r.nco in adjusted.get(key, frozenset())
         diag.append(not in_spec)
         if in_spec:
             bad.add((str(r.nco), f"{r.model}/{r.path}/{r.iteration}"))
-        note.append(r.note if isinstance(r.note, str) else (
-            "not a diagnostic here: the NCO's attribute is in this iteration's persona spec (a fidelity check)"
-            if in_spec else None))
     d["diagnostic"] = pd.array(diag, dtype="boolean")
-    d["note"] = pd.array(note, dtype="string")
+    d["note"] = d["note"].astype("string")
     d["excess_low"] = np.maximum(d["conf_low"] - d["null_mean"], 0.0)
     d["excess_high"] = np.maximum(d["conf_high"] - d["null_mean"], 0.0)
     if bad:
         names = sorted({n for n, _ in bad})
-        notes.append(f"diagnostic NCOs {names} are adjusted attributes at {len(bad)} model/path/iteration(s) "
-                     f"(e.g. {sorted(bad)[0][1]}): there they are fidelity checks, not diagnostics (diagnostic = false), "
-                     "and take no part in the findings. Keep diagnostic NCOs disjoint from the adjusted attributes.")
+        notes.append(f"NCOs {names} are in the persona spec at {len(bad)} model/path/iteration(s) (e.g. "
+                     f"{sorted(bad)[0][1]}): there they are fidelity checks, not diagnostics (drift rows with diagnostic "
+                     "= false), and take no part in the findings. Keep diagnostic NCOs disjoint from the adjusted "
+                     "attributes.")
     d["equivalent"] = d["equivalent"].astype("boolean")
     return d[DRIFT_COLUMNS], res, notes
 

@@ -106,7 +106,7 @@ KEY_COLUMNS = ("unit_id", "arm", "item", "response", "mode", "iteration", "repli
 #: verbs whose interval is built around their point estimate (rule 4 of the module docstring)
 CONTAINS_ESTIMATE: frozenset[str] = frozenset({
     "nco_test", "fidelity", "effect", "effect_model", "did_nco", "p2sls", "proximal_discrete", "calibrate_effect",
-    "calibrate_effects", "retention", "equivalence_test",
+    "calibrate_effects", "retention", "equivalence_test", "adjustment_path",
 })
 #: columns documented as having no value on some rows, per verb and ``measure`` ("*": every row) (rule 5)
 NO_TEST: dict[str, dict[str, tuple[str, ...]]] = {
@@ -129,7 +129,7 @@ P_COLUMNS = ("p_value", "p_value_fwer", "p_value_holm", "p_value_bh", "p_value_e
 class Recipe:
     """How to build one input: ``kind`` x ``base`` (what it starts from), ``size``, ``seed``, mutations."""
 
-    kind: str  # log | frame | numbers | params
+    kind: str  # log | frame | numbers | params | adjust (a log verb outside the draws of cases())
     base: str
     size: int
     seed: int
@@ -1144,7 +1144,7 @@ class Verb:
     """A public verb: the kind of input it takes and how to make one call from ``(input, rng)``."""
 
     name: str
-    kind: str  # log | frame | numbers | params
+    kind: str  # log | frame | numbers | params | adjust (a log verb outside the draws of cases())
     make: Callable[[Any, np.random.Generator], tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]
     weight: float = 1.0
 
@@ -1283,6 +1283,17 @@ def make_effect(log: Any, rng: np.random.Generator):
               tvd=bool(rng.random() < .7), n_perm=int(_pick(rng, [19, 49])), conf_level=float(_pick(rng, [0.95, 0.9])),
               min_units=int(_pick(rng, [2, 5])), seed=int(_pick(rng, [0, 3])))
     return ds.effect, (log,), _maybe_bad(rng, kw, {**COMMON_BAD, "n_perm": [3], "cluster": ["arm"], "min_units": [0]})
+
+
+def make_adjustment_path(log: Any, rng: np.random.Generator):
+    """The generated log (no iterations table: a named error) or, half the time, a small simulated adjustment study."""
+    if rng.random() < .5:
+        log, _ = ds.simulate_adjustment_log(n_personas=int(_pick(rng, [5, 12])), n_nco=int(_pick(rng, [1, 2])),
+                                            n_iterations=int(_pick(rng, [1, 2])), reference=bool(rng.random() < .5),
+                                            seed=int(rng.integers(1000)))
+    kw = dict(margin=float(_pick(rng, [0.05, 0.2])), mode=_mode(rng, log), n_perm=int(_pick(rng, [19, 49])),
+              n_boot=int(_pick(rng, [0, 20])), conf_level=float(_pick(rng, [0.95, 0.9])), seed=int(_pick(rng, [0, 1])))
+    return ds.adjustment_path, (log,), _maybe_bad(rng, kw, {**COMMON_BAD, "n_perm": [5], "margin": [0.0, 1.5]})
 
 
 def make_effect_model(log: Any, rng: np.random.Generator):
@@ -1527,6 +1538,9 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("p2sls", "log", make_p2sls), Verb("proximal_discrete", "log", make_proximal),
     Verb("calibrate_effect", "log", make_calibrate_effect), Verb("retention", "log", make_retention),
     Verb("audit", "log", make_audit, 0.6),
+    # takes a log, but has a kind of its own so that the draws of cases() (and the derandomized CI examples) stay
+    # as they were; tests/test_fuzz.py fuzzes it on generated logs in a test of its own
+    Verb("adjustment_path", "adjust", make_adjustment_path),
     Verb("effect[frame]", "frame", fr_effect), Verb("effect_model[frame]", "frame", fr_effect_model),
     Verb("did_nco[frame]", "frame", fr_did), Verb("p2sls[frame]", "frame", fr_p2sls),
     Verb("proximal_discrete[frame]", "frame", fr_proximal),

@@ -63,27 +63,18 @@ def distributions(log: SimLog, iterations: pd.DataFrame, *, mode: str) -> pd.Dat
     units = log.sql(
         f"SELECT {keys}, arm, item, count(DISTINCT unit_id) AS n FROM answers WHERE valid AND mode = ? "
         "AND response IS NOT NULL GROUP BY ALL", [mode])
-    parts = []
-    for name in log.item_names():
-        info = log.item(name)
-        if info.options is None:
-            continue
-        sub = shares[shares["item"] == name]
-        if sub.empty:
-            continue
-        pos = {o: i for i, o in enumerate(info.options)}
-        wide = sub.pivot_table(index=[*RUN_KEYS, "arm"], columns="response", values="w", aggfunc="sum", fill_value=0.0)
-        wide = wide.reindex(columns=list(info.options), fill_value=0.0)
-        total = wide.sum(axis=1).replace(0.0, np.nan)
-        long = wide.div(total, axis=0).reset_index().melt(id_vars=[*RUN_KEYS, "arm"], var_name="option",
-                                                           value_name="share")
-        long["item"] = name
-        long["role"] = info.role
-        long["position"] = long["option"].map(pos).astype("int64")
-        parts.append(long)
-    if not parts:
+    opts = pd.DataFrame([{"item": name, "option": o, "position": i, "role": log.item(name).role}
+                         for name in log.item_names() if log.item(name).options is not None
+                         for i, o in enumerate(log.item(name).options or ())])
+    if opts.empty or shares.empty:
         return pd.DataFrame(columns=cols)
-    d = pd.concat(parts, ignore_index=True)
+    shares = shares[shares["item"].isin(opts["item"])]
+    total = shares.groupby([*RUN_KEYS, "arm", "item"], sort=False)["w"].transform("sum")
+    shares = shares.assign(share=shares["w"] / total.where(total > 0)).rename(columns={"response": "option"})
+    grid = shares[[*RUN_KEYS, "arm", "item"]].drop_duplicates().merge(opts, on="item")
+    d = grid.merge(shares[[*RUN_KEYS, "arm", "item", "option", "share"]], on=[*RUN_KEYS, "arm", "item", "option"],
+                   how="left")
+    d["share"] = d["share"].fillna(0.0)
     d = d.merge(units, on=[*RUN_KEYS, "arm", "item"], how="left")
     for c in ("study", "model", "run_id", "arm", "item"):
         d[c] = d[c].astype(str)

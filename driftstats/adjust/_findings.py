@@ -216,6 +216,20 @@ def path_lines(paths: pd.DataFrame, *, level: float, margin: float, n_arms: int,
                 + (f", added {', '.join(added)}" if added else ", nothing added")
                 + (f", stopped by {r['stopped_by']}" if r["stopped_by"] else "") + "): ")
         parts = []
+        if r["first"] == r["last"]:
+            head = f"{who} (iteration {r['first']} only, nothing added yet): "
+            if pd.notna(r["drift_first"]):
+                parts.append(f"{r['drifting_first']} of {r['n_nco']} diagnostic NCOs drift (family-wise p < {level:g}; "
+                             f"mean excess TVD {_fmt(r['drift_first'])}).")
+            if pd.notna(r["effect_first"]):
+                parts.append(f"The effect is {_fmt(r['effect_first'])} [{_fmt(r['effect_first_low'])}, "
+                             f"{_fmt(r['effect_first_high'])}].")
+            if reference_paths and pd.notna(r["vs_reference_first"]):
+                parts.append(f"Against the full-information reference spec (a reference, not ground truth) it differs "
+                             f"by {_fmt(r['vs_reference_first'])} [{_fmt(r['vs_reference_low'])}, "
+                             f"{_fmt(r['vs_reference_high'])}].")
+            out.append(head + " ".join(parts or ["nothing to compare yet."]))
+            continue
         if pd.isna(r["drift_first"]) or pd.isna(r["drift_last"]):
             parts.append(f"drift cannot be compared across iterations (no NCO is diagnostic and testable at both "
                          f"iteration {r['first']} and iteration {r['last']}).")

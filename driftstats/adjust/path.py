@@ -65,8 +65,8 @@ ADJUSTMENT_ASSUMPTIONS: tuple[str, ...] = (
     "implied population of iteration 0.",
     "The reference path (the full-information spec, every attribute the population holds stated) is a reference, not "
     "ground truth: it need not state every attribute that drives the outcome.",
-    "Changes across iterations compare runs as independent samples, with standard errors read off the valid "
-    "intervals; this is conservative when the runs share personas.",
+    "Changes across iterations compare runs as independent samples (standard errors from bootstrap draws that "
+    "resample personas, or read off the valid intervals); this is conservative when the runs share personas.",
 )
 
 DRIFT_COLUMNS = ["model", "path", "iteration", "nco", "arm", "reference", "measure", "estimate", "excess",

@@ -246,8 +246,8 @@ def path_lines(paths: pd.DataFrame, *, level: float, margin: float, n_arms: int,
             if r["drift_fell"]:
                 parts.append(f"drift fell beyond its noise, {span}; {still}{eq}.")
             elif r["drifting_first"] == 0 and r["drifting_last"] == 0:
-                parts.append(f"no drift to remove: no diagnostic NCO drifts at iteration {r['first']} or {r['last']} "
-                             f"({span}){eq}.")
+                parts.append(f"no drift to remove: no diagnostic NCO drifts at iteration {r['first']} or {r['last']}; "
+                             f"the drift went {span}{eq}.")
             else:
                 parts.append(f"drift did not fall beyond its noise, {span}; {still}.")
         if pd.notna(r["effect_first"]) and pd.notna(r["effect_last"]):
@@ -273,13 +273,14 @@ def path_lines(paths: pd.DataFrame, *, level: float, margin: float, n_arms: int,
                          f"{_fmt(r['vs_reference_last'])} [{_fmt(r['vs_reference_low'])}, "
                          f"{_fmt(r['vs_reference_high'])}] at iteration {r['last']}.")
         if pd.notna(r["truth_first"]) and pd.notna(r["truth_first_reference"]):
-            def cmp(a: float, b: float) -> str:
-                return "farther from" if a > b else ("closer to" if a < b else "as far from")
+            def cmp(a: float, b: float, *, bare: bool = False) -> str:
+                word = "farther" if a > b else ("closer" if a < b else "as far")
+                return word if bare else f"{word} {'to' if a < b else 'from'}"
             text = (f"Against the personas' true values, the NCO answers of {r['arm']} are "
                     f"{cmp(r['truth_first'], r['truth_first_reference'])} them than those of {r['reference']} at "
                     f"iteration {r['first']} (mean TVD {_fmt(r['truth_first'])} vs {_fmt(r['truth_first_reference'])})")
             if pd.notna(r["truth_last"]) and r["last"] != r["first"]:
-                text += (f" and {cmp(r['truth_last'], r['truth_last_reference'])} at iteration {r['last']} "
+                text += (f" and {cmp(r['truth_last'], r['truth_last_reference'], bare=True)} at iteration {r['last']} "
                          f"({_fmt(r['truth_last'])} vs {_fmt(r['truth_last_reference'])})")
             parts.append(text + ".")
         parts.append(f"The effect at iteration {r['last']} refers to {r['estimand']}.")

@@ -193,7 +193,7 @@ def test_non_monotone_path_is_detected_and_located(sim) -> None:
     assert pd.isna(p.loc["targeted", "where"])
     line = next(ln for ln in res.lines if ln.startswith("Path zigzag"))
     assert "Non-monotone: drift fell at iteration 1, rose at iteration 2" in line
-    assert "Monotone: no step reverses" in next(ln for ln in res.lines if ln.startswith("Path targeted"))
+    assert "No reversal beyond noise" in next(ln for ln in res.lines if ln.startswith("Path targeted"))
     assert "non-monotone: zigzag" in res.audit_line()
     # the other paths' numbers do not depend on the added path
     pd.testing.assert_frame_equal(res.effects[res.effects["path"] != "zigzag"].reset_index(drop=True),

@@ -264,7 +264,8 @@ def path_lines(paths: pd.DataFrame, *, level: float, margin: float, n_arms: int,
             elif r["where"]:
                 parts.append(f"Counterproductive step: {r['where']}.")
             else:
-                parts.append("Monotone: no step reverses a change beyond its noise.")
+                parts.append("No reversal beyond noise: no two steps change beyond their noise in opposite "
+                             "directions (which does not show the path is monotone).")
         elif r["where"]:
             parts.append(f"Counterproductive step: {r['where']}.")
         if reference_paths and pd.notna(r["vs_reference_last"]):

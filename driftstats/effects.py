@@ -487,8 +487,12 @@ def _categorical_predictors(frame: pd.DataFrame, ud: UnitData, names: Sequence[s
         else:
             cats = sorted(values, key=str)
             source = "alphabetical order (no item gives an order)"
+        unseen = [c for c in cats if c not in set(values)]
+        if unseen:  # a level nobody gave has no coefficient (and would code a constant column)
+            cats = [c for c in cats if c in set(values)]
+            diagnostics.append(f"{name!r}: option(s) {unseen} given by no unit: left out of its levels")
         out = out.copy() if out is frame else out
-        out[name] = pd.Categorical(col, categories=cats)
+        out[name] = pd.Categorical(col.astype(object), categories=cats)
         diagnostics.append(f"categorical predictor {name!r}: levels in {source}; reference level {cats[0]!r}")
     return out
 

@@ -53,7 +53,7 @@ name = "smollm2"
 path = "smollm2-135m"
 prompt_style = "completion"
 n_ctx = 1024
-n_threads = 2
+n_threads = 1
 [[arms]]
 name = "control"
 kind = "control"
@@ -84,7 +84,7 @@ options = ["Never", "Sometimes", "Every week"]
 def _simulate(study: Path, out: Path, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "driftstats.cli", "simulate", str(study), "--out", str(out)]
     if kw.get("spawn"):
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
 
 

@@ -346,3 +346,21 @@ def test_ordinal_model_on_two_units_per_arm_is_a_named_error_or_a_fit(seed) -> N
         else:
             res = ds.effect_model("support_tax ~ arm + income", log, family="ordinal", cluster="auto")
             assert res.tidy()["std_error"].notna().any()
+
+
+def test_a_predictor_level_nobody_gave_is_left_out_not_a_constant_column() -> None:
+    """An option of a predictor's item that no unit gave coded a constant dummy in the ordinal design
+    (statsmodels' ValueError 'There should not be a constant'); a fuzz finding."""
+    from tests.fuzz.harness import Recipe, build_input, read_tables
+
+    _, log = read_tables(build_input(Recipe(kind="log", base="study", size=1, seed=2, mutations=())))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' own Hessian warning on 8 units
+        with pytest.raises(InsufficientDataError, match="cannot give standard errors"):
+            ds.effect_model("response ~ arm + area", log, family="ordinal", outcome="support_tax", cluster="persona")
+    big = ds.simulate_study_log(seed=3)
+    units = big.to_pandas()
+    given = set(units.loc[units["item"] == "area", "response"].dropna())
+    r = ds.effect_model("response ~ arm + area", big, family="ordinal", outcome="support_tax")
+    levels = [t for t in r.tidy()["term"] if str(t).startswith("area")]
+    assert all(any(g in str(t) for g in given) for t in levels)

@@ -24,6 +24,7 @@ PYTHON312 := $(shell for c in python3.12 $$(pyenv root 2>/dev/null)/versions/3.1
 
 help:
 	@echo "make audit   - set up (first run builds llama.cpp, ~7 min) and audit $(LOG) -> $(REPORT)"
+	@echo "               and the adjustment study $(ADJUST_LOG) -> $(ADJUST_REPORT)"
 	@echo "make test    - set up and run the full test suite"
 	@echo "make data    - regenerate the shipped log with the collector (long)"
 	@echo "make data-adjust - regenerate the shipped adjustment study (both embedded models)"
@@ -50,8 +51,12 @@ $(STAMP): pyproject.toml constraints.txt $(LLAMA_WHEELS)/.built
 
 setup: $(STAMP)
 
+ADJUST_LOG    ?= data/anes_tax_adjust.duckdb
+ADJUST_REPORT ?= audit_adjustment.html
+
 audit: setup
 	$(VENV)/bin/driftstats audit $(LOG) --report $(REPORT)
+	$(VENV)/bin/driftstats audit $(ADJUST_LOG) --report $(ADJUST_REPORT)
 
 # Headless Chromium for the report's browser test (Debian package).
 browser:

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftstats.log.query import adjustment as query
+from driftstats.log.query.adjustment import RUN_KEYS
 from driftstats.log.simlog import SimLog
 
 __all__ = ["RUN_KEYS", "distributions", "resample_runs", "spec_sets"]
 
 #: The columns that name one run of an iteration in the answers.
-RUN_KEYS: tuple[str, ...] = ("study", "model", "run_id", "iteration")
 
 
 def spec_sets(iterations: pd.DataFrame) -> dict[tuple[str, str, int], frozenset[str]]:
@@ -56,13 +57,8 @@ def distributions(log: SimLog, iterations: pd.DataFrame, *, mode: str) -> pd.Dat
     runs = _runs_frame(iterations)
     if runs.empty:
         return pd.DataFrame(columns=cols)
-    keys = ", ".join(RUN_KEYS)
-    shares = log.sql(
-        f"SELECT {keys}, arm, item, response, sum(coalesce(prob, 1.0)) AS w FROM answers "
-        "WHERE valid AND mode = ? AND response IS NOT NULL GROUP BY ALL", [mode])
-    units = log.sql(
-        f"SELECT {keys}, arm, item, count(DISTINCT unit_id) AS n FROM answers WHERE valid AND mode = ? "
-        "AND response IS NOT NULL GROUP BY ALL", [mode])
+    shares = query.answer_weights(log, mode=mode)
+    units = query.units_answering(log, mode=mode)
     opts = pd.DataFrame([{"item": name, "option": o, "position": i, "role": log.item(name).role}
                          for name in log.item_names() if log.item(name).options is not None
                          for i, o in enumerate(log.item(name).options or ())])
@@ -138,13 +134,7 @@ def resample_runs(log: SimLog, iterations: pd.DataFrame, ncos: Sequence[str], *,
     runs = _runs_frame(iterations)
     if not cat or runs.empty:
         return draws, pd.DataFrame(columns=cols), notes
-    keys = ", ".join(f"a.{k}" for k in RUN_KEYS)
-    raw = log.sql(
-        f"SELECT {keys}, a.arm, a.unit_id, a.persona_id, a.item, a.response_code AS code, "
-        "sum(coalesce(a.prob, 1.0)) AS w, any_value(p.value) AS truth "
-        "FROM answers a LEFT JOIN personas p ON p.unit_id = a.unit_id AND p.attribute = a.item AND NOT p.specified "
-        "WHERE a.valid AND a.mode = ? AND a.response_code IS NOT NULL AND a.item IN (SELECT unnest(?)) "
-        "GROUP BY ALL ORDER BY ALL", [mode, cat])
+    raw = query.answers_with_truth(log, mode=mode, items=cat)
     if raw.empty:
         return draws, pd.DataFrame(columns=cols), notes
     for c in ("study", "model", "run_id"):

@@ -44,6 +44,7 @@ from driftstats.adjust._tables import (
     spec_sets,
 )
 from driftstats.errors import InsufficientDataError, InvalidArgumentError, MonteCarloErrorWarning
+from driftstats.log.query.adjustment import unit_runs
 from driftstats.log.simlog import SimLog, Source, as_log
 
 __all__ = ["ADJUSTMENT_ASSUMPTIONS", "AdjustmentResult", "adjustment_path"]
@@ -275,7 +276,7 @@ def _effects(sl: SimLog, outcome: str, runs: pd.DataFrame, *, mode: Mode, conf_l
                 for r in runs.to_dict("records") for a in sl.arm_names if a != ref]
         return pd.DataFrame(rows), [why]
     ud = unit_data(sl, [outcome], mode=mode, persona=False)
-    frame = ud.frame.merge(sl.sql("SELECT DISTINCT unit_id, study, run_id FROM answers"), on="unit_id", how="left")
+    frame = ud.frame.merge(unit_runs(sl), on="unit_id", how="left")
     for c in ("study", "model", "run_id"):
         frame[c] = frame[c].astype(str)
     frame["iteration"] = frame["iteration"].astype("int64")

@@ -26,8 +26,10 @@ lock when its process dies, so a ``.lock`` file left by a killed run blocks nobo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -305,37 +307,38 @@ class Store:
             raise ValueError(f"the store {self.path} is closed")
         return self.con
 
-    def _set_many(self, values: dict[str, str]) -> None:
+    @contextlib.contextmanager
+    def _transaction(self, **frames: pd.DataFrame) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction with ``frames`` registered under their names; rolled back on any exception
+        (an interrupt too: a transaction is never left open), the frames unregistered in every case."""
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+            for name, frame in frames.items():
+                con.register(name, frame)
+            yield con
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            for name in frames:
+                con.unregister(name)
+
+    def _set_many(self, values: dict[str, str]) -> None:
+        with self._transaction() as con:
+            con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
 
     def set_meta(self, key: str, value: str) -> None:
         self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
     def write_design(self, items: pd.DataFrame, arms: pd.DataFrame) -> None:
         """Items and arms tables (idempotent: replaced as a whole)."""
-        con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with self._transaction(items_in=items, arms_in=arms) as con:
             con.execute("DELETE FROM items")
             con.execute("DELETE FROM arms")
-            con.register("items_in", items)
-            con.register("arms_in", arms)
             con.execute("INSERT INTO items BY NAME SELECT * FROM items_in")
             con.execute("INSERT INTO arms BY NAME SELECT * FROM arms_in")
-            con.execute("COMMIT")
-        except BaseException:  # an interrupt too: never leave the transaction open
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("items_in")
-            con.unregister("arms_in")
 
     def add_items(self, items: pd.DataFrame) -> None:
         """Add (or replace, by name) items: the probes of candidates found during a run."""
@@ -350,19 +353,10 @@ class Store:
         self._replace(table, frame, where, params)
 
     def _replace(self, table: str, frame: pd.DataFrame, where: str, params: list[Any] | None = None) -> None:
-        con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("rows_in", frame)
+        with self._transaction(rows_in=frame) as con:
             con.execute(f"DELETE FROM {qi(table)} WHERE {where}", params or [])
             if len(frame):
                 con.execute(f"INSERT INTO {qi(table)} BY NAME SELECT * FROM rows_in")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("rows_in")
 
     def get_meta(self, key: str) -> str | None:
         r = self._con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
@@ -388,21 +382,10 @@ class Store:
         """Append one unit atomically."""
         a = pd.DataFrame(answers)
         p = pd.DataFrame(personas, columns=[f.name for f in PERSONAS])
-        con = self._con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("a_in", a)
-            con.register("p_in", p)
+        with self._transaction(a_in=a, p_in=p) as con:
             con.execute("INSERT INTO answers BY NAME SELECT * FROM a_in")
             con.execute("INSERT INTO personas BY NAME SELECT * FROM p_in")
             con.execute("INSERT INTO units_done VALUES (?, now())", [unit_id])
-            con.execute("COMMIT")
-        except BaseException:  # an interrupt too: never leave the transaction open
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("a_in")
-            con.unregister("p_in")
 
     def counts(self) -> dict[str, int]:
         r = self._con.execute(

@@ -4,16 +4,59 @@
 a plain Python scalar (so it can go straight into a result row) and ``sub`` is the slice of
 ``frame``. Without ``by`` it yields the whole frame once with an empty group. Groups come in
 sorted order; missing values form their own group (never dropped silently).
+
+``resolve_by(by, log=..., columns=...)`` is the one rule for every verb's ``by=``: ``"auto"`` (the
+default) groups by the log's *runs*, i.e. ``iteration`` plus whichever of ``study``, ``model`` and
+``run_id`` take more than one value, so answers of different models, adjustment paths or
+iterations are never pooled unless the caller asks (``by="iteration"``, ``by=()``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-__all__ = ["iter_groups", "plain"]
+from driftstats._args import check_by
+from driftstats.log.query.design import RUN_COLUMNS, varying_run_columns
+
+if TYPE_CHECKING:
+    from driftstats.log.simlog import SimLog
+
+__all__ = ["AUTO_BY", "iter_groups", "plain", "resolve_by"]
+
+#: The default of every verb's ``by=``: one group per run of the study (see :func:`resolve_by`).
+AUTO_BY = "auto"
+
+
+def resolve_by(by: str | Iterable[str] | None, *, log: SimLog | None, columns: Iterable[str],
+               frame: pd.DataFrame | None = None) -> tuple[str, ...]:
+    """The grouping columns of a verb: ``by`` checked against ``columns``, or the runs for ``"auto"``.
+
+    ``"auto"``: ``iteration`` (when it is a column) plus each of ``study``, ``model`` and ``run_id``
+    that varies, in the log (when given) or else in ``frame``: a run is never pooled with another.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"model": ["a", "b"], "iteration": [0, 0], "run_id": ["r", "r"]})
+    >>> resolve_by("auto", log=None, columns=f.columns, frame=f)
+    ('model', 'iteration')
+    >>> resolve_by("auto", log=None, columns=["arm"], frame=None)
+    ()
+    >>> resolve_by(["model"], log=None, columns=f.columns)
+    ('model',)
+    """
+    columns = list(columns)
+    if not (isinstance(by, str) and by == AUTO_BY):
+        return check_by(by, columns)
+    if log is not None:
+        varying = set(varying_run_columns(log))
+    elif frame is not None:
+        varying = {c for c in RUN_COLUMNS if c in frame.columns and frame[c].nunique(dropna=False) > 1}
+    else:
+        varying = set()
+    return tuple(c for c in RUN_COLUMNS if c in columns and (c in varying or c == "iteration"))
 
 
 def plain(value: Any) -> Any:

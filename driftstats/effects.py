@@ -31,14 +31,12 @@ from driftstats._args import (
     DEFAULT_N_PERM,
     DEFAULT_SEED,
     SeedLike,
-    as_columns,
-    check_by,
     check_choice,
     check_conf_level,
     check_positive_int,
     seed_value,
 )
-from driftstats._groups import iter_groups
+from driftstats._groups import iter_groups, resolve_by
 from driftstats._kernels.wald import wald
 from driftstats._provenance import provenance
 from driftstats._result import Result
@@ -278,7 +276,7 @@ def effect(
     *,
     outcome: str | None = None,
     arm: str = "arm",
-    by: str | Sequence[str] = ("iteration",),
+    by: str | Sequence[str] | None = "auto",
     reference: str | None = None,
     pairs: Literal["reference", "all"] = "reference",
     mode: Literal["sample", "dist"] = "sample",
@@ -301,8 +299,10 @@ def effect(
         the second option (two-option nominal items). In a unit-level DataFrame: a numeric
         column, or an ordered Categorical (its category codes).
     by
-        Grouping columns (default ``iteration``; a unit-level DataFrame without that column is
-        one group); an unknown column is an error.
+        Grouping columns. Default ``"auto"``: one group per run of the study (``iteration``, plus
+        ``study``, ``model`` and ``run_id`` where the log holds several), so answers of different
+        models, adjustment paths and iterations are never pooled; ``by=()`` pools everything. An
+        unknown column is an error.
     cluster
         ``"auto"`` (default): standard errors clustered by ``persona_id`` when the design is
         paired (a persona has units in both arms; the project rule, :func:`paired_design`) or
@@ -374,9 +374,7 @@ def effect(
     if not unordered:
         ud.require([outcome], "outcome")
     diagnostics += ud.diagnostics
-    if ud.log is None and as_columns("by", by) == ("iteration",) and "iteration" not in ud.frame.columns:
-        by = ()  # the default: a unit-level frame without the design's iteration column is one group
-    by_cols = list(check_by(by, ud.frame.columns))
+    by_cols = list(resolve_by(by, log=ud.log, columns=ud.frame.columns, frame=ud.frame))
     ref = ud.reference(reference)
     all_arms = ud.arms()
     arm_pairs = [(a, ref) for a in all_arms if a != ref] if pairs == "reference" else [

@@ -19,12 +19,11 @@ import pandas as pd
 
 from driftstats._args import (
     as_columns,
-    check_by,
     check_choice,
     check_conf_level,
     check_positive_int,
 )
-from driftstats._groups import plain
+from driftstats._groups import plain, resolve_by
 from driftstats._kernels.proportions import EXACT_BELOW, paired_2x2, score_2indep
 from driftstats._kernels.wald import wald
 from driftstats._provenance import provenance
@@ -202,7 +201,7 @@ def fidelity(
     log: SimLog | Source,
     *,
     items: str | Sequence[str] | None = None,
-    by: str | Sequence[str] = ("iteration",),
+    by: str | Sequence[str] | None = "auto",
     reference: str | None = None,
     pairs: Pairs = "reference",
     paired: bool | None = None,
@@ -220,7 +219,10 @@ def fidelity(
         Fidelity items; default: every item with role ``fidelity``. Each item's ``attribute``
         names the persona attribute it re-asks.
     by
-        Grouping columns of the answers (default ``iteration``); an unknown column is an error.
+        Grouping columns. Default ``"auto"``: one group per run of the study (``iteration``, plus
+        ``study``, ``model`` and ``run_id`` where the log holds several), so answers of different
+        models, adjustment paths and iterations are never pooled; ``by=()`` pools everything. An
+        unknown column is an error.
     reference, pairs
         The arms compared: each arm against ``reference`` (default: the control arm), or
         ``pairs="all"``.
@@ -304,7 +306,7 @@ def fidelity(
             f"fidelity items {missing} do not name the persona attribute they re-ask (items.attribute). "
             "Fix: set the attribute column of the items table."
         )
-    by_cols = list(check_by(by, sl.columns()))
+    by_cols = list(resolve_by(by, log=sl, columns=sl.columns()))
     diagnostics: list[str] = []
     n_invalid = count_answers(sl, names, mode, valid=False)
     if n_invalid:

@@ -63,7 +63,7 @@ def test_top_verdict_has_one_line_about_the_adjustment(adjustment_audit) -> None
     fell = p[p["drift_fell"].astype(bool)]
     assert set(fell["path"]) == {"targeted"}  # the numbers say so, and so does the line
     assert lines[0].startswith("Adjustment iterations: drift fell beyond its noise on targeted (")
-    assert "pool every model and adjustment path" in v.bottom_line
+    assert "the last persona spec of each of the 4 adjustment paths" in v.bottom_line  # 2 models x 2 paths
 
 
 def test_section_and_step_absent_for_a_plain_study() -> None:

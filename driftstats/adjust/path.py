@@ -44,7 +44,6 @@ from driftstats.adjust._tables import (
     spec_sets,
 )
 from driftstats.errors import InsufficientDataError, InvalidArgumentError, MonteCarloErrorWarning
-from driftstats.log.query.adjustment import unit_runs
 from driftstats.log.simlog import SimLog, Source, as_log
 
 __all__ = ["ADJUSTMENT_ASSUMPTIONS", "AdjustmentResult", "adjustment_path"]
@@ -176,7 +175,7 @@ def _no_iterations_message(log: SimLog) -> str:
             "is not a log of an adjustment study. Fix: run the study with `driftstats simulate` and an [adjustment] "
             "section in the study file (the collector writes the iterations and adjustments tables), or pass them to "
             "read_log({'answers': ..., 'iterations': ..., 'adjustments': ...}). For the plain iterations of another "
-            "log use nco_test(log, by='iteration') and effect(log).")
+            "log use nco_test(log) and effect(log), which report every iteration and run on its own.")
 
 
 def _pick_study(iters: pd.DataFrame, study: str | None) -> str:
@@ -276,7 +275,7 @@ def _effects(sl: SimLog, outcome: str, runs: pd.DataFrame, *, mode: Mode, conf_l
                 for r in runs.to_dict("records") for a in sl.arm_names if a != ref]
         return pd.DataFrame(rows), [why]
     ud = unit_data(sl, [outcome], mode=mode, persona=False)
-    frame = ud.frame.merge(unit_runs(sl), on="unit_id", how="left")
+    frame = ud.frame.copy()  # its design columns carry each unit's run (study, model, run_id, iteration)
     for c in ("study", "model", "run_id"):
         frame[c] = frame[c].astype(str)
     frame["iteration"] = frame["iteration"].astype("int64")

@@ -16,13 +16,12 @@ import pandas as pd
 
 from driftstats._args import (
     DEFAULT_SEED,
-    check_by,
     check_choice,
     check_conf_level,
     check_positive_int,
     seed_value,
 )
-from driftstats._groups import iter_groups
+from driftstats._groups import iter_groups, resolve_by
 from driftstats._kernels.wald import wald
 from driftstats._provenance import provenance
 from driftstats._result import Result
@@ -302,7 +301,7 @@ def calibrate_effect(
     data: Any,
     *,
     outcome: str | None = None,
-    by: str | Sequence[str] | None = None,
+    by: str | Sequence[str] | None = "auto",
     placebo: Sequence[str] | None = None,
     arm: str = "arm",
     reference: str | None = None,
@@ -332,8 +331,10 @@ def calibrate_effect(
     outcome
         The outcome item (default: the log's single primary item) or column.
     by
-        Grouping columns. Default ``None``: by ``iteration`` when the data have that column (logs
-        always do), else no grouping. A name that is not a column is an error.
+        Grouping columns. Default ``"auto"``: one group per run of the study (``iteration``, plus
+        ``study``, ``model`` and ``run_id`` where the log holds several), so answers of different
+        models, adjustment paths and iterations are never pooled; ``by=()`` pools everything. An
+        unknown column is an error.
     placebo
         The placebo arms (default: the log's arms of kind ``placebo``).
     reference
@@ -423,8 +424,7 @@ def calibrate_effect(
             "meaning-preserving paraphrases or sham texts of the control."
         )
     frame = ud.frame
-    by_cols = check_by(by, frame.columns) if by is not None else (("iteration",) if "iteration" in frame.columns
-                                                                     else ())
+    by_cols = resolve_by(by, log=log, columns=frame.columns, frame=frame)
     ref = ud.reference(reference)
     n_before = len(frame)
     frame = frame.dropna(subset=[outcome]).reset_index(drop=True)

@@ -36,14 +36,13 @@ from driftstats._args import (
     DEFAULT_N_BOOT,
     DEFAULT_SEED,
     as_columns,
-    check_by,
     check_choice,
     check_conf_level,
     check_positive_int,
     rng_from,
     seed_value,
 )
-from driftstats._groups import iter_groups
+from driftstats._groups import iter_groups, resolve_by
 from driftstats._kernels.wald import wald
 from driftstats._provenance import provenance
 from driftstats._result import Result
@@ -211,7 +210,7 @@ def did_nco(
     outcome: str,
     nco: str | Sequence[str],
     arm: str = "arm",
-    by: str | Sequence[str] | None = None,
+    by: str | Sequence[str] | None = "auto",
     reference: str | None = None,
     scale: Scale = "additive",
     mode: Literal["sample", "dist"] = "sample",
@@ -232,8 +231,10 @@ def did_nco(
     nco
         One NCO N, or several: each gives its own corrected estimate, and their agreement is tested.
     by
-        Grouping columns. Default ``None``: by ``iteration`` when the data have that column (logs
-        always do), else no grouping. A name that is not a column is an error.
+        Grouping columns. Default ``"auto"``: one group per run of the study (``iteration``, plus
+        ``study``, ``model`` and ``run_id`` where the log holds several), so answers of different
+        models, adjustment paths and iterations are never pooled; ``by=()`` pools everything. An
+        unknown column is an error.
     scale
         ``"additive"`` (default; regression of ``Y - N`` on the arm with robust SEs),
         ``"location_scale"`` or ``"qq"`` (bootstrap standard errors).
@@ -319,8 +320,7 @@ def did_nco(
     ud = unit_data(data, [outcome, *ncos], arm=arm, mode=mode)
     ud.require([outcome, *ncos], "outcome/nco")
     ref = ud.reference(reference)
-    by_cols = check_by(by, ud.frame.columns) if by is not None else (
-        ("iteration",) if "iteration" in ud.frame.columns else ())
+    by_cols = resolve_by(by, log=ud.log, columns=ud.frame.columns, frame=ud.frame)
     n_all = len(ud.frame)
     frame = ud.frame.dropna(subset=[outcome, *ncos])
     for c in (outcome, *ncos):

@@ -15,13 +15,13 @@ from driftstats._args import (
     DEFAULT_N_BOOT,
     DEFAULT_N_PERM,
     DEFAULT_SEED,
-    check_by,
     check_choice,
     check_conf_level,
     check_positive_int,
     rng_from,
     seed_value,
 )
+from driftstats._groups import resolve_by
 from driftstats._kernels.tvd import bh_adjust, holm_adjust
 from driftstats._provenance import provenance
 from driftstats._result import Result
@@ -121,7 +121,7 @@ def nco_test(
     *,
     nco: str | Sequence[str] | None = None,
     arm: str = "arm",
-    by: str | Sequence[str] = ("iteration",),
+    by: str | Sequence[str] | None = "auto",
     strata: str | Literal["auto"] | None = "auto",
     reference: str | None = None,
     pairs: Pairs = "reference",
@@ -150,7 +150,9 @@ def nco_test(
     arm
         The arm column (must be ``"arm"``, the schema column).
     by
-        Grouping columns; default ``("iteration",)`` (adjustment rounds are never pooled). An
+        Grouping columns. Default ``"auto"``: one group per run of the study (``iteration``, plus
+        ``study``, ``model`` and ``run_id`` where the log holds several), so answers of different
+        models, adjustment paths and iterations are never pooled; ``by=()`` pools everything. An
         unknown column is an error.
     strata
         ``"auto"`` (default): permute within persona (``persona_id``) when the design is paired
@@ -258,7 +260,7 @@ def nco_test(
     check_choice("engine", engine, Engine)
     rng = rng_from(seed)
     sl = as_log(log)
-    by_cols = check_by(by, sl.columns())
+    by_cols = resolve_by(by, log=sl, columns=sl.columns())
     items = resolve_items(sl, nco, role="nco", arg="nco")
     arm_pairs = resolve_pairs(sl, arm, reference, pairs)
     arms = sorted({a for p in arm_pairs for a in p})

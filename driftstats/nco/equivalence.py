@@ -9,7 +9,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from driftstats._args import check_by, check_choice, check_conf_level, check_margin
+from driftstats._args import check_choice, check_conf_level, check_margin
+from driftstats._groups import resolve_by
 from driftstats._kernels.equiv import iut_tost, projection_equivalence
 from driftstats._kernels.perm import layout
 from driftstats._kernels.tvd_ci import EventStats, event_stats, method_name
@@ -75,7 +76,7 @@ def equivalence_test(
     margin: float,
     nco: str | Sequence[str] | None = None,
     method: EquivMethod | Sequence[EquivMethod] = ("iut", "projection"),
-    by: str | Sequence[str] = ("iteration",),
+    by: str | Sequence[str] | None = "auto",
     strata: str | Literal["auto"] | None = "auto",
     reference: str | None = None,
     pairs: Pairs = "reference",
@@ -103,7 +104,10 @@ def equivalence_test(
         level-``1 - conf_level`` tests; the projection test is usually the more powerful for
         ``K > 2`` (they coincide for ``K = 2``). Default: both.
     by
-        Grouping columns (an unknown column is an error); default ``("iteration",)``.
+        Grouping columns. Default ``"auto"``: one group per run of the study (``iteration``, plus
+        ``study``, ``model`` and ``run_id`` where the log holds several), so answers of different
+        models, adjustment paths and iterations are never pooled; ``by=()`` pools everything. An
+        unknown column is an error.
     strata
         ``"auto"`` (default): in a paired design (a ``persona_id`` with units in several arms)
         the arms are compared within persona (Tango score statistics on matched pairs); the
@@ -160,7 +164,7 @@ def equivalence_test(
         check_choice("method", m, EquivMethod)
     check_choice("mode", mode, Literal["sample", "dist"])
     sl = as_log(log)
-    by_cols = check_by(by, sl.columns())
+    by_cols = resolve_by(by, log=sl, columns=sl.columns())
     items = [i for i in resolve_items(sl, nco, role="nco", arg="nco") if i.scale != "numeric"]
     if not items:
         raise InvalidArgumentError("equivalence tests need categorical NCOs; the NCOs given are all numeric.")

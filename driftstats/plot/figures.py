@@ -104,6 +104,17 @@ def _intervals(ax: Any, x: np.ndarray, low: Any, high: Any, *, color: Any, verti
         ax.hlines(x[ok], low[ok], high[ok], color=color, lw=lw)
 
 
+def _other_keys(result: Any, frame: pd.DataFrame) -> list[str]:
+    """The result's grouping columns other than ``iteration`` (model, run_id, ...) present in ``frame``."""
+    return [c for c in getattr(result, "by", ()) if c != "iteration" and c in frame.columns]
+
+
+def _key_text(key: Any, names: Sequence[str]) -> str:
+    """``(a, b)`` for ``names`` -> ``"a · b"`` (a scalar key for one name)."""
+    values = key if isinstance(key, tuple) else (key,)
+    return " · ".join(str(v) for v in values[-len(names):]) if names else ""
+
+
 def _row_label(row: pd.Series, by: Sequence[str]) -> str:
     groups = [f"{c} {row[c]}" for c in by if c in row.index and pd.notna(row[c])]
     inner = f"{row['arm']} vs {row['reference']}" + "".join(f", {g}" for g in groups)
@@ -158,13 +169,15 @@ def plot_forest(result: Any, *, value: ForestValue = "excess", ax: Any = None, t
     if t.empty:
         raise InvalidArgumentError("nothing to plot: no TVD rows in this result.")
     t = t.reset_index(drop=True)
-    fig, ax = _one_axes(ax, width=7.0, height=0.45 * len(t) + 1.4)
     excess = value == "excess"
     col = "excess" if excess else "estimate"
     untestable = _untestable(t) | _untestable(t, col)
     by = [c for c in getattr(result, "by", ()) if c in t]
     labels = [_text(_row_label(r, by)) + ("  [not testable]" if bad else "")
               for (_, r), bad in zip(t.iterrows(), untestable, strict=True)]
+    # long row labels (runs of several models and paths) widen the figure instead of squeezing the axes
+    width = max(7.0, 4.5 + 0.07 * max(map(len, labels)))
+    fig, ax = _one_axes(ax, width=width, height=0.45 * len(t) + 1.4)
     y = np.arange(len(t), dtype=float)[::-1]
     est = pd.to_numeric(t[col], errors="coerce").to_numpy(float)
     low = pd.to_numeric(t["conf_low"], errors="coerce").to_numpy(float)
@@ -244,13 +257,16 @@ def plot_iterations(result: Any, *, ax: Any = None, title: str | None = None) ->
     fig, ax = _one_axes(ax, width=7.0, height=4.0)
     bad = _untestable(t)
     shown = t[~bad]
-    n_terms = shown["term"].nunique()
-    for i, (term, g) in enumerate(shown.groupby("term", sort=True)):
+    extra = _other_keys(result, shown)  # one series per NCO and run (model, path, ...): runs are never joined
+    series = list(shown.groupby(["term", *extra], sort=True, dropna=False))
+    for i, (key, g) in enumerate(series):
         g = g.sort_values("iteration")
         xi = g["iteration"].to_numpy(float)
-        x = xi + (i - (n_terms - 1) / 2) * 0.06
+        x = xi + (i - (len(series) - 1) / 2) * 0.06
         c = PALETTE[i % len(PALETTE)]
-        ax.errorbar(x, g["estimate"].to_numpy(float), fmt="o-", color=c, lw=1.2, ms=4, label=_text(term))
+        term = key[0] if isinstance(key, tuple) else key
+        label = f"{term} ({_key_text(key, extra)})" if extra else str(term)
+        ax.errorbar(x, g["estimate"].to_numpy(float), fmt="o-", color=c, lw=1.2, ms=4, label=_text(label))
         _intervals(ax, x, g["conf_low"], g["conf_high"], color=c)
         if "null_q95" in g:
             ax.fill_between(xi, 0, pd.to_numeric(g["null_q95"], errors="coerce").to_numpy(float), color="#bbbbbb",
@@ -303,13 +319,18 @@ def plot_distributions(result: Any, *, items: Sequence[str] | None = None, title
     unknown = [n for n in names if n not in available]
     if unknown:
         raise InvalidArgumentError(f"items: {unknown!r} are not in this result; available: {available!r}.")
-    iters = sorted(d["iteration"].unique()) if "iteration" in d else [None]
-    fig, axes = _figure(len(names), len(iters), width=3.6 * len(iters) + 1, height=2.1 * len(names) + 0.6)
+    keys = [c for c in getattr(result, "by", ()) if c in d.columns] or (["iteration"] if "iteration" in d else [])
+    groups = (list(d[keys].drop_duplicates().sort_values(keys).itertuples(index=False, name=None)) if keys
+              else [()])  # one column of panels per group (run): groups are never pooled
+    fig, axes = _figure(len(names), len(groups), width=3.6 * len(groups) + 1, height=2.1 * len(names) + 0.6)
     arms = list(dict.fromkeys(d["arm"]))
     for r, name in enumerate(names):
-        for c, it in enumerate(iters):
+        for c, gk in enumerate(groups):
             ax = axes[r, c]
-            sub = d[(d["item"] == name) & ((d["iteration"] == it) if it is not None else True)]
+            in_group = np.ones(len(d), dtype=bool)
+            for col, v in zip(keys, gk, strict=True):
+                in_group &= (d[col] == v).to_numpy()
+            sub = d[(d["item"] == name).to_numpy() & in_group]
             sub = sub.drop_duplicates(subset=["arm", "position"])
             levels = sub.sort_values("position")[["position", "level"]].drop_duplicates("position")
             width = 0.8 / max(len(arms), 1)
@@ -320,7 +341,8 @@ def plot_distributions(result: Any, *, items: Sequence[str] | None = None, title
                        color=PALETTE[a_i % len(PALETTE)], label=_text(arm))
             ax.set_xticks(levels["position"].to_numpy(float), [_text(str(lv)[:14]) for lv in levels["level"]],
                           rotation=30, ha="right", fontsize=7)
-            panel = f"{name}" + (f" (iteration {it})" if it is not None and len(iters) > 1 else "")
+            where = ", ".join(f"{col} {v}" for col, v in zip(keys, gk, strict=True))
+            panel = f"{name}" + (f" ({where})" if where and len(groups) > 1 else "")
             ax.set_title(_text(panel), fontsize=9)
             ax.set_ylim(0, 1)
     _legend(axes[0, 0], fontsize=7, frameon=False)
@@ -388,15 +410,17 @@ def plot_effect(result: Any, *, ax: Any = None, title: str | None = None) -> Any
     x_col = "iteration" if "iteration" in t else None
     bad = _untestable(t)
     shown = t[~bad]
-    n_arms = shown["arm"].nunique()
-    for i, (arm, g) in enumerate(shown.groupby("arm", sort=True)):
+    extra = _other_keys(result, shown)  # one series per arm and run (model, path, ...)
+    series = list(shown.groupby(["arm", *extra], sort=True, dropna=False))
+    for i, (key, g) in enumerate(series):
         if x_col:
             g = g.sort_values(x_col)
         x = g[x_col].to_numpy(float) if x_col else np.arange(len(g), dtype=float)
-        x = x + (i - (n_arms - 1) / 2) * 0.05
+        x = x + (i - (len(series) - 1) / 2) * 0.05
         c = PALETTE[i % len(PALETTE)]
-        ax.errorbar(x, g["estimate"].to_numpy(float), fmt="o-", color=c,
-                    label=_text(f"{arm} vs {g['reference'].iloc[0]}"))
+        arm = key[0] if isinstance(key, tuple) else key
+        label = f"{arm} vs {g['reference'].iloc[0]}" + (f" ({_key_text(key, extra)})" if extra else "")
+        ax.errorbar(x, g["estimate"].to_numpy(float), fmt="o-", color=c, label=_text(label))
         _intervals(ax, x, g["conf_low"], g["conf_high"], color=c)
     _note_left_out(ax, int(bad.sum()))
     ax.axhline(0, color="#999999", lw=0.8)

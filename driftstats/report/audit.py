@@ -24,6 +24,7 @@ from driftstats._args import (
     check_margin,
     check_positive_int,
 )
+from driftstats._groups import resolve_by
 from driftstats._result import Result
 from driftstats.errors import DriftstatsError, InsufficientDataError, InvalidArgumentError
 from driftstats.log.query.design import resolve_strata
@@ -228,7 +229,8 @@ def audit(
                              paired=strata_used == "persona_id" and strata == "auto", n_perm=n_perm, n_boot=n_boot,
                              conf_level=conf_level, seed=seed, min_units=min_units, keep_going=keep_going)
     ctx = Context(log=sl, settings=settings, ncos=sl.item_names("nco"), fidelity_items=sl.item_names("fidelity"),
-                  placebos=sl.arms_of_kind("placebo"), proxies=sl.item_names("proxy"))
+                  placebos=sl.arms_of_kind("placebo"), proxies=sl.item_names("proxy"),
+                  by=resolve_by("auto", log=sl, columns=sl.columns()))
     outcomes: list[StepOutcome] = []
     for step in STEPS:
         o = run_step(ctx, step, on_start=say)
@@ -239,6 +241,6 @@ def audit(
     summary = sl.summary()
     done = tuple(outcomes)
     return Audit(log=sl, summary=summary, settings=settings, steps=done,
-                 verdict=write_verdict(sl, summary, settings, done))
+                 verdict=write_verdict(sl, summary, settings, done, by=ctx.by))
 
 

@@ -7,8 +7,14 @@ from typing import Any
 import pandas as pd
 
 from driftstats.report.render import Block, Section, figure, register_section, table
+from driftstats.report.steps import group_label
 
 __all__ = ["adjustment_section", "data_section", "drift_section", "effects_section", "fidelity_section"]
+
+#: Above this many naive and corrected estimates (several runs), the corrections figure gives way to the tables.
+MAX_CORRECTION_ROWS = 40
+#: Above this many runs, the drift section's NCO distributions figure gives way to a pointer.
+MAX_DISTRIBUTION_GROUPS = 6
 
 _REGISTERED = False
 
@@ -70,9 +76,16 @@ def drift_section(a: Any) -> Section:
                                          "equivalent": f"equivalent (< {a.settings.margin})"}))
     blocks.append(Block("assumptions", list(nco.assumptions)))
     blocks.append(figure(nco.plot("forest"), "forest plot of NCO excess TVD"))
-    if "iteration" in t and t["iteration"].nunique() > 1:
+    if tuple(nco.by) == ("iteration",) and t["iteration"].nunique() > 1:  # iterations of one run (else: see below)
         blocks.append(figure(nco.plot("iterations"), "NCO TVD over adjustment iterations"))
-    blocks.append(figure(nco.plot("distributions"), "NCO distributions by arm"))
+    n_groups = len(t[list(nco.by)].drop_duplicates()) if nco.by else 1
+    if n_groups <= MAX_DISTRIBUTION_GROUPS:
+        blocks.append(figure(nco.plot("distributions"), "NCO distributions by arm"))
+    else:
+        blocks.append(Block("text", f"The NCO distributions of the {n_groups} runs are drawn per model and adjustment "
+                                    "path in the Adjustment iterations section." if not a.log.iterations.empty else
+                                    f"The NCO distributions of the {n_groups} runs are too many for one figure: "
+                                    "draw one run with nco_test(...).plot('distributions') on its answers."))
     dist = a.results.get("nco_dist")
     if dist is not None:
         blocks.append(Block("heading", "The same tests on the model's option probabilities (distribution mode)"))
@@ -111,8 +124,13 @@ def effects_section(a: Any) -> Section:
     blocks.append(table(et, ["term", *eff.by, "arm", "reference", "measure", "share_1", "share_0", "estimate", "conf_low",
                              "conf_high", "p_value", "note"], rename={"share_1": "mean (arm)", "share_0": "mean (reference)"}))
     blocks.append(Block("assumptions", list(eff.assumptions)))
-    rows = [{"label": f"naive: {r.arm}", "estimate": r.estimate, "conf_low": r.conf_low, "conf_high": r.conf_high}
-            for r in et[et["measure"] == "mean_diff"].itertuples()]
+    many = len(et[list(eff.by)].drop_duplicates()) > 1 if eff.by else False
+
+    def where(r: Any, by: Any) -> str:
+        return f" ({group_label({k: r[k] for k in by})})" if many and by else ""
+
+    rows = [{"label": f"naive: {r['arm']}{where(r, eff.by)}", "estimate": r["estimate"], "conf_low": r["conf_low"],
+             "conf_high": r["conf_high"]} for r in et[et["measure"] == "mean_diff"].to_dict("records")]
     did = a.results.get("did")
     blocks.append(Block("heading", "NCO difference-in-differences (one estimate per NCO)"))
     if did is not None:
@@ -123,9 +141,9 @@ def effects_section(a: Any) -> Section:
                             rename={"estimate": "corrected", "bias": "NCO contrast on Y's scale"}))
         blocks.append(Block("assumptions", list(did.assumptions)))
         placebo = set(a.log.arms_of_kind("placebo"))
-        for r in dt[~dt["arm"].isin(placebo) & dt["measure"].astype(str).str.startswith("did_")].itertuples():
-            rows.append({"label": f"DiD ({r.nco}): {r.arm}", "estimate": r.estimate, "conf_low": r.conf_low,
-                         "conf_high": r.conf_high})
+        for r in dt[~dt["arm"].isin(placebo) & dt["measure"].astype(str).str.startswith("did_")].to_dict("records"):
+            rows.append({"label": f"DiD ({r['nco']}): {r['arm']}{where(r, did.by)}", "estimate": r["estimate"],
+                         "conf_low": r["conf_low"], "conf_high": r["conf_high"]})
     else:
         blocks.append(Block("skipped", a.skipped.get("did", "not computed")))
     blocks.append(Block("heading", "Empirical calibration against placebo arms"))
@@ -137,8 +155,7 @@ def effects_section(a: Any) -> Section:
         blocks.append(figure(cal.plot(), "calibration plot"))
         for r in cal.tidy().to_dict("records"):
             if r["calibrated"]:
-                it = f" (iteration {r['iteration']})" if "iteration" in cal.by else ""
-                rows.append({"label": f"calibrated: {r['arm']}{it}", "estimate": r["estimate"],
+                rows.append({"label": f"calibrated: {r['arm']}{where(r, cal.by)}", "estimate": r["estimate"],
                              "conf_low": r["conf_low"], "conf_high": r["conf_high"]})
     else:
         blocks.append(Block("skipped", a.skipped.get("calibration", "not computed")))
@@ -152,7 +169,10 @@ def effects_section(a: Any) -> Section:
         rows.append({"label": "P2SLS", "estimate": r["estimate"], "conf_low": r["conf_low"], "conf_high": r["conf_high"]})
     else:
         blocks.append(Block("skipped", a.skipped.get("p2sls", "not computed")))
-    if len(rows) > 1:
+    if len(rows) > MAX_CORRECTION_ROWS:
+        blocks.append(Block("text", f"The {len(rows)} naive and corrected estimates (one set per run) are too many for "
+                                    "one figure: read them in the tables above."))
+    elif len(rows) > 1:
         from driftstats.plot import plot_corrections
 
         blocks.append(figure(plot_corrections(pd.DataFrame(rows)), "naive and corrected estimates"))
@@ -171,8 +191,8 @@ def adjustment_section(a: Any) -> Section | None:
         "effect are measured again, per model and adjustment path. Iteration 0 (the base spec) is one run shared by "
         "every path of a model. Drift is the excess TVD over the permutation null (bands: the valid 95% intervals); "
         "'fell' and 'moved' mean a change beyond its noise. The path 'reference' is the full-information reference "
-        "spec: a reference, not ground truth. The drift and effects sections above group by iteration only, pooling "
-        "models and paths; this section keeps them apart.")]
+        "spec: a reference, not ground truth. The drift and effects sections above hold one row per run (model, "
+        "path and iteration, never pooled); this section follows each path across its iterations.")]
     res = a.results.get("adjustment")
     if res is None:
         blocks.append(Block("skipped", a.skipped.get("adjustment", "not computed")))

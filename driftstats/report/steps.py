@@ -24,6 +24,7 @@ import numpy as np
 from driftstats._result import Result
 from driftstats.errors import DriftstatsError
 from driftstats.log.query.audit import answered_units, invalid_rows
+from driftstats.log.query.design import varying_run_columns
 from driftstats.log.simlog import SimLog
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Context",
     "Step",
     "StepOutcome",
+    "group_label",
     "register_step",
     "run_step",
 ]
@@ -76,6 +78,7 @@ class Context:
     fidelity_items: tuple[str, ...]
     placebos: tuple[str, ...]
     proxies: tuple[str, ...]
+    by: tuple[str, ...] = ("iteration",)  # the log's runs: every step's groups (``by="auto"`` of the verbs)
 
     @property
     def outcome(self) -> str | None:
@@ -143,6 +146,13 @@ def _need_dist(c: Context) -> str | None:
     return None
 
 
+def _need_one_run(c: Context) -> str | None:
+    if not varying_run_columns(c.log):
+        return None
+    return (f"the log holds several runs (by {', '.join(c.by)}) and this verb does not group: run it on one "
+            "run's answers (filter the log first)")
+
+
 def _need_adjustment(c: Context) -> str | None:
     if c.log.iterations.empty:
         return ("the log has no iterations rows: not an adjustment study (run one with `driftstats simulate` and an "
@@ -162,6 +172,7 @@ NEEDS: dict[str, Callable[[Context], str | None]] = {
     "proxy": _need_proxy,
     "dist": _need_dist,
     "adjustment": _need_adjustment,
+    "one_run": _need_one_run,
 }
 
 
@@ -232,10 +243,21 @@ def _size_problem(c: Context, step: Step) -> str | None:
     small = counts[counts["units"] < c.settings.min_units]
     if len(small):
         r = small.sort_values("units").iloc[0]
-        where = f" in iteration {int(r['iteration'])}" if counts["iteration"].nunique() > 1 else ""
+        where = f" in {group_label({k: r[k] for k in c.by})}" if len(counts[list(c.by)].drop_duplicates()) > 1 else ""
         return (f"cannot conclude: arm {r['arm']!r}{where} has {int(r['units'])} unit(s) with valid answers to "
                 f"{_names(items)}, below the minimum of {c.settings.min_units} per arm (min_units)")
     return None
+
+
+def group_label(key: Mapping[str, Any]) -> str:
+    """A run's key (``{"model": ..., "run_id": ..., "iteration": ...}``) as text: ``"iteration 1"``,
+    ``"model m, run r, iteration 1"``."""
+    names = {"run_id": "run"}
+    return ", ".join(f"{names.get(k, k)} {_plain(v)}" for k, v in key.items())
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
 
 
 def _names(items: tuple[str, ...]) -> str:
@@ -278,7 +300,7 @@ def did_all(c: Context) -> Result:
 
     s = c.settings
     ncos = [n for n in c.ncos if _ordered(c, n)]
-    return did_nco(c.log, outcome=s.outcome, nco=ncos, scale="location_scale", mode=s.mode, n_boot=s.n_boot,
+    return did_nco(c.log, outcome=s.outcome, nco=ncos, by=c.by, scale="location_scale", mode=s.mode, n_boot=s.n_boot,
                    conf_level=s.conf_level, seed=s.seed)
 
 
@@ -313,7 +335,7 @@ def _register_builtin() -> None:
 
     def nco(c: Context, mode: Mode) -> Result:
         s = c.settings
-        return nco_test(c.log, strata=s.strata, mode=mode, n_perm=s.n_perm, n_boot=s.n_boot if mode == s.mode else 0,
+        return nco_test(c.log, by=c.by, strata=s.strata, mode=mode, n_perm=s.n_perm, n_boot=s.n_boot if mode == s.mode else 0,
                         conf_level=s.conf_level, seed=s.seed)
 
     def cat_ncos(c: Context) -> tuple[str, ...]:
@@ -323,27 +345,29 @@ def _register_builtin() -> None:
         Step("nco", lambda c: f"NCO drift tests ({_plural(len(c.ncos), 'NCO')}, {c.settings.n_perm} permutations)",
              ("nco",), lambda c: nco(c, c.settings.mode), items=lambda c: c.ncos),
         Step("equivalence", lambda c: f"equivalence tests at margin {c.settings.margin}", ("categorical_nco",),
-             lambda c: equivalence_test(c.log, margin=c.settings.margin, nco=list(cat_ncos(c)), strata=c.settings.strata,
+             lambda c: equivalence_test(c.log, margin=c.settings.margin, nco=list(cat_ncos(c)), by=c.by,
+                                        strata=c.settings.strata,
                                         mode=c.settings.mode, method="projection", conf_level=c.settings.conf_level),
              items=cat_ncos),
         Step("nco_dist", lambda c: "NCO drift tests on the option probabilities (distribution mode)", ("nco", "dist"),
              lambda c: nco(c, "dist"), items=lambda c: c.ncos, mode="dist"),
         Step("fidelity", lambda c: "persona fidelity", ("fidelity",),
-             lambda c: fidelity(c.log, mode=c.settings.mode, conf_level=c.settings.conf_level,
+             lambda c: fidelity(c.log, by=c.by, mode=c.settings.mode, conf_level=c.settings.conf_level,
                                 min_units=c.settings.min_units),
              items=lambda c: c.fidelity_items),
         Step("effect", lambda c: f"observed effect on {c.outcome!r}", ("outcome",),
-             lambda c: effect(c.log, outcome=c.outcome, mode=c.settings.mode, n_perm=c.settings.n_perm,
+             lambda c: effect(c.log, outcome=c.outcome, by=c.by, mode=c.settings.mode, n_perm=c.settings.n_perm,
                               conf_level=c.settings.conf_level, seed=c.settings.seed, min_units=c.settings.min_units),
              items=lambda c: (c.outcome,) if c.outcome else ()),
         Step("did", lambda c: "NCO difference-in-differences (one per NCO)", ("ordered_outcome", "ordered_nco"), did_all,
              items=lambda c: (c.outcome, *c.ncos) if c.outcome else ()),
         Step("calibration", lambda c: f"empirical calibration against {_plural(len(c.placebos), 'placebo arm')}",
              ("ordered_outcome", "placebo"),
-             lambda c: calibrate_effect(c.log, outcome=c.outcome, mode=c.settings.mode, conf_level=c.settings.conf_level),
+             lambda c: calibrate_effect(c.log, outcome=c.outcome, by=c.by, mode=c.settings.mode,
+                                        conf_level=c.settings.conf_level),
              items=lambda c: (c.outcome,) if c.outcome else ()),
         Step("adjustment", _adjustment_title, ("adjustment", "nco", "outcome"), adjustment_all, items=lambda c: c.ncos),
-        Step("p2sls", lambda c: "proximal 2SLS", ("ordered_outcome", "nco", "proxy"),
+        Step("p2sls", lambda c: "proximal 2SLS", ("ordered_outcome", "nco", "proxy", "one_run"),
              lambda c: p2sls(data=c.log, outcome=c.outcome, treatment="arm", nco=list(c.ncos[: len(c.proxies)]),
                              nce=list(c.proxies), mode=c.settings.mode, conf_level=c.settings.conf_level),
              items=lambda c: (c.outcome, *c.ncos[: len(c.proxies)], *c.proxies) if c.outcome else ()),

@@ -18,7 +18,7 @@ import pandas as pd
 
 from driftstats.log.simlog import SimLog
 from driftstats.log.summary import LogSummary
-from driftstats.report.steps import AuditSettings, StepOutcome
+from driftstats.report.steps import AuditSettings, StepOutcome, group_label
 
 __all__ = ["MODE_LABELS", "DriftFinding", "Verdict", "drift_findings", "write_verdict"]
 
@@ -45,12 +45,19 @@ class Verdict:
         return "\n".join(self)
 
 
+#: A group of a result: ``(("model", "m"), ("run_id", "r"), ("iteration", 1))``; ``()`` is the whole log.
+Key = tuple[tuple[str, Any], ...]
+
+#: With more runs than this, the verdict spells out only the runs its bottom line is about.
+MAX_RUNS_SPELLED_OUT = 6
+
+
 @dataclass(frozen=True, slots=True)
 class DriftFinding:
-    """Drift of one arm against the reference, in one mode and group (iteration)."""
+    """Drift of one arm against the reference, in one mode and group (one run of the study)."""
 
     mode: str
-    iteration: Any
+    group: Key
     arm: str
     reference: str
     tested: tuple[str, ...]
@@ -70,11 +77,34 @@ def _pct(level: float) -> str:
     return f"{level:g}"
 
 
-def _groups(frame: pd.DataFrame) -> list[tuple[Any, pd.DataFrame]]:
-    if "iteration" not in frame or frame["iteration"].nunique() <= 1:
-        it = frame["iteration"].iloc[0] if "iteration" in frame and len(frame) else None
-        return [(it, frame)]
-    return [(i, g) for i, g in frame.groupby("iteration", sort=True)]
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _groups(frame: pd.DataFrame, by: tuple[str, ...]) -> list[tuple[Key, pd.DataFrame]]:
+    """``frame`` split by the audit's run columns ``by`` (those it has), each with its key."""
+    cols = [c for c in by if c in frame.columns]
+    if not cols or frame.empty:
+        return [((), frame)]
+    out = []
+    for k, g in frame.groupby(cols, sort=True, dropna=False):
+        k = k if isinstance(k, tuple) else (k,)
+        out.append((tuple((c, _plain(v)) for c, v in zip(cols, k, strict=True)), g))
+    return out
+
+
+def _select(frame: pd.DataFrame, key: Key) -> pd.DataFrame:
+    """The rows of ``frame`` in group ``key`` (columns it lacks are not filtered on)."""
+    for col, v in key:
+        if col in frame.columns:
+            frame = frame[frame[col] == v]
+    return frame
+
+
+def _label(key: Key) -> str:
+    """``Iteration 1`` / ``Model m, run r, iteration 1``."""
+    text = group_label(dict(key))
+    return text[:1].upper() + text[1:]
 
 
 def _testable(rows: pd.DataFrame) -> pd.Series:
@@ -84,12 +114,13 @@ def _testable(rows: pd.DataFrame) -> pd.Series:
     return ok
 
 
-def drift_findings(res: Any, eq: Any, mode: str, placebo: set[str], level: float) -> list[DriftFinding]:
-    """Per arm and iteration: which NCOs were tested, drifted (family-wise p < level), not testable, equivalent."""
+def drift_findings(res: Any, eq: Any, mode: str, placebo: set[str], level: float,
+                   by: tuple[str, ...] = ("iteration",)) -> list[DriftFinding]:
+    """Per arm and run: which NCOs were tested, drifted (family-wise p < level), not testable, equivalent."""
     t = res.tidy()
     out = []
     et = eq.tidy() if eq is not None else None
-    for it, g in _groups(t):
+    for key, g in _groups(t, by):
         for arm, rows in g.groupby("arm", sort=False):
             ok = _testable(rows)
             tested = tuple(sorted(rows.loc[ok, "term"].unique()))
@@ -97,29 +128,25 @@ def drift_findings(res: Any, eq: Any, mode: str, placebo: set[str], level: float
             untestable = tuple(sorted(set(rows.loc[~ok, "term"]) - set(tested)))
             equivalent = None
             if et is not None:
-                e = et[et["arm"] == arm]
-                if it is not None and "iteration" in e:
-                    e = e[e["iteration"] == it]
+                e = _select(et[et["arm"] == arm], key)
                 equivalent = tuple(sorted(e.loc[e["equivalent"].fillna(False).astype(bool), "term"].unique()))
             n_min = int(rows["n_1"].min()) if len(rows) and rows["n_1"].notna().any() else 0
             k = int(rows["n_levels"].max()) if "n_levels" in rows and rows["n_levels"].notna().any() else 2
-            out.append(DriftFinding(mode, it, str(arm), str(rows["reference"].iloc[0]), tested, drifted, untestable,
+            out.append(DriftFinding(mode, key, str(arm), str(rows["reference"].iloc[0]), tested, drifted, untestable,
                                     equivalent, n_min, k, str(arm) in placebo))
     return out
 
 
-def _prefix(f: DriftFinding, many_iterations: bool) -> str:
+def _prefix(f: DriftFinding, many_groups: bool) -> str:
     where = f"In the {MODE_LABELS[f.mode]}"
-    return (f"Iteration {f.iteration}, {where[0].lower() + where[1:]}" if many_iterations else where) + ": "
+    return (f"{_label(f.group)}, {where[0].lower() + where[1:]}" if many_groups and f.group else where) + ": "
 
 
-def _effect_text(eff: Any, arm: str, it: Any) -> str:
+def _effect_text(eff: Any, arm: str, key: Key) -> str:
     if eff is None:
         return ""
     e = eff.tidy()
-    e = e[(e["measure"] == "mean_diff") & (e["arm"] == arm)]
-    if it is not None and "iteration" in e:
-        e = e[e["iteration"] == it]
+    e = _select(e[(e["measure"] == "mean_diff") & (e["arm"] == arm)], key)
     if len(e) and pd.notna(e["estimate"].iloc[0]):
         return f" of {_fmt(float(e['estimate'].iloc[0]))}"
     return ""
@@ -127,9 +154,9 @@ def _effect_text(eff: Any, arm: str, it: Any) -> str:
 
 def _drift_lines(findings: list[DriftFinding], s: AuditSettings, eff: Any, power: Any) -> list[str]:
     out = []
-    many = len({f.iteration for f in findings}) > 1
+    many = len({f.group for f in findings}) > 1
     lv = _pct(s.level)
-    for (_mode, _it), group in _by_mode_iteration(findings).items():
+    for (_mode, _key), group in _by_mode_group(findings).items():
         for f in group:
             if not f.placebo:
                 out.append(_treated_line(f, s, eff, power, many, lv))
@@ -153,7 +180,7 @@ def _treated_line(f: DriftFinding, s: AuditSettings, eff: Any, power: Any, many:
     if f.drifted:
         return (f"{p}drift detected on {len(f.drifted)} of {len(f.tested)} NCOs between {f.arm} and {f.reference} "
                 f"(family-wise p < {lv}: {', '.join(f.drifted)}): the arms hold different implied populations, "
-                f"so the observed effect{_effect_text(eff, f.arm, f.iteration)} is not interpretable as causal "
+                f"so the observed effect{_effect_text(eff, f.arm, f.group)} is not interpretable as causal "
                 f"without adjustment.{nt}")
     if f.equivalent is None:
         return (f"{p}no drift detected between {f.arm} and {f.reference} on {len(f.tested)} NCOs (no "
@@ -171,10 +198,10 @@ def _treated_line(f: DriftFinding, s: AuditSettings, eff: Any, power: Any, many:
             f"of absence{pw_text}.{nt}")
 
 
-def _by_mode_iteration(findings: list[DriftFinding]) -> dict[tuple[str, Any], list[DriftFinding]]:
-    out: dict[tuple[str, Any], list[DriftFinding]] = {}
+def _by_mode_group(findings: list[DriftFinding]) -> dict[tuple[str, Key], list[DriftFinding]]:
+    out: dict[tuple[str, Key], list[DriftFinding]] = {}
     for f in findings:
-        out.setdefault((f.mode, f.iteration), []).append(f)
+        out.setdefault((f.mode, f.group), []).append(f)
     return out
 
 
@@ -195,7 +222,7 @@ def _bottom_line(findings: list[DriftFinding], s: AuditSettings, nco: StepOutcom
         who = f"{first.arm} and {first.reference}" if len(arms) == 1 else f"{', '.join(arms)} and {first.reference}"
         text = (f"Bottom line: the arms are not comparable. Drift on {len(first.drifted)} of {len(first.tested)} NCOs "
                 f"in the {where} means {who} hold different implied populations: read the observed "
-                f"effect{_effect_text(eff, first.arm, first.iteration)} as confounded, not as the intervention's causal "
+                f"effect{_effect_text(eff, first.arm, first.group)} as confounded, not as the intervention's causal "
                 "effect, unless a correction's assumptions hold.")
         quiet = [m for m in ("sample", "dist") if m not in modes and any(f.mode == m for f in treated)]
         if quiet:
@@ -221,15 +248,23 @@ def _bottom_line(findings: list[DriftFinding], s: AuditSettings, nco: StepOutcom
             "observed effect as causal.")
 
 
-def _fidelity_lines(res: Any, log: SimLog, s: AuditSettings, placebo: set[str]) -> list[str]:
+def _key_of(r: dict[str, Any], by: tuple[str, ...]) -> Key:
+    return tuple((c, _plain(r[c])) for c in by if c in r)
+
+
+def _fidelity_lines(res: Any, log: SimLog, s: AuditSettings, placebo: set[str], by: tuple[str, ...],
+                    shown: Any) -> list[str]:
     ft = res.tidy()
     levels = [log.item(i).n_levels for i in log.item_names("fidelity") if log.item(i).n_levels]
     chance = float(np.mean([1 / k for k in levels])) if levels else math.nan
     out = []
     ov = ft[(ft["term"] == "overall") & ~ft["arm"].isin(placebo)]
-    many = "iteration" in ov and ov["iteration"].nunique() > 1
+    many = len(_groups(ov, by)) > 1
     for r in ov.to_dict("records"):
-        label = f"Iteration {r['iteration']}: " if many else ""
+        key = _key_of(r, by)
+        if not shown(key):
+            continue
+        label = f"{_label(key)}: " if many and key else ""
         if pd.isna(r["p_value"]):
             how = f"no test: {r['note']}" if "note" in r and isinstance(r.get("note"), str) else "no test"
         else:
@@ -244,13 +279,16 @@ def _fidelity_lines(res: Any, log: SimLog, s: AuditSettings, placebo: set[str]) 
     return out
 
 
-def _did_lines(res: Any, s: AuditSettings, placebo: set[str]) -> list[str]:
+def _did_lines(res: Any, s: AuditSettings, placebo: set[str], by: tuple[str, ...], shown: Any) -> list[str]:
     t = res.tidy()
     t = t[~t["arm"].isin(placebo)]
     out = []
-    many = "iteration" in t and t["iteration"].nunique() > 1
-    for it, d in _groups(t):
-        label = f"Iteration {it}: " if many else ""
+    groups = _groups(t, by)
+    many = len(groups) > 1
+    for key, d in groups:
+        if not shown(key):
+            continue
+        label = f"{_label(key)}: " if many and key else ""
         for arm, g in d.groupby("arm", sort=False):
             est = g[g["measure"].astype(str).str.startswith("did_") & g["estimate"].notna()]
             het = g[(g["measure"] == "heterogeneity") & g["p_value"].notna()]
@@ -279,7 +317,7 @@ def _did_lines(res: Any, s: AuditSettings, placebo: set[str]) -> list[str]:
     return out
 
 
-def _calibration_lines(res: Any, s: AuditSettings) -> list[str]:
+def _calibration_lines(res: Any, s: AuditSettings, by: tuple[str, ...], shown: Any) -> list[str]:
     if not getattr(res, "calibrated", True):
         return [f"Empirical calibration is not reported: {res.not_calibrated}."]
     ct = res.tidy()
@@ -288,9 +326,12 @@ def _calibration_lines(res: Any, s: AuditSettings) -> list[str]:
     n_ctrl = int(g["n_obs"]) if pd.notna(g["n_obs"]) else None
     kind = "MCMC" if "MCMC" in str(g["method"]) else "asymptotic"
     out = []
-    many = "iteration" in cal and cal["iteration"].nunique() > 1
+    many = len(_groups(cal, by)) > 1
     for r in cal.to_dict("records"):
-        label = f"Iteration {r['iteration']}: " if many else ""
+        key = _key_of(r, by)
+        if not shown(key):
+            continue
+        label = f"{_label(key)}: " if many and key else ""
         if pd.isna(r["estimate"]) or pd.isna(r.get("conf_low")):
             note = r.get("note") if isinstance(r.get("note"), str) else "the empirical null could not be fitted"
             out.append(f"{label}The effect of {r['arm']} is not calibrated ({note}).")
@@ -308,24 +349,43 @@ def _p2sls_lines(res: Any) -> list[str]:
             f"{_fmt(r['conf_high'])}] (rests on the proxies' exclusion and relevance assumptions)."]
 
 
-def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tuple[StepOutcome, ...]) -> Verdict:
-    """The verdict of an audit from its step outcomes."""
+def _final_runs(log: SimLog) -> set[str]:
+    """The run of each adjustment path's last iteration (the reference spec excluded)."""
+    it = log.iterations
+    if it.empty:
+        return set()
+    it = it[it["path"] != "reference"]
+    last = it.sort_values("iteration").groupby(["model", "path"], sort=False).tail(1)
+    return set(map(str, last["run_id"]))
+
+
+def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tuple[StepOutcome, ...],
+                  by: tuple[str, ...] = ("iteration",)) -> Verdict:
+    """The verdict of an audit from its step outcomes (``by``: the run columns its steps grouped by)."""
     from driftstats._kernels.tvd_ci import MAX_EVENT_LEVELS
     from driftstats.nco import nco_power, nco_sample_size
 
-    by = {o.name: o for o in steps}
+    outcomes = {o.name: o for o in steps}
 
     def result(name: str) -> Any:
-        o = by.get(name)
+        o = outcomes.get(name)
         return o.result if o is not None and o.ok else None
 
     placebo = set(log.arms_of_kind("placebo"))
     eff = result("effect")
     findings: list[DriftFinding] = []
     if result("nco") is not None:
-        findings += drift_findings(result("nco"), result("equivalence"), s.mode, placebo, s.level)
+        findings += drift_findings(result("nco"), result("equivalence"), s.mode, placebo, s.level, by)
     if result("nco_dist") is not None:
-        findings += drift_findings(result("nco_dist"), None, "dist", placebo, s.level)
+        findings += drift_findings(result("nco_dist"), None, "dist", placebo, s.level, by)
+    # Which runs the verdict spells out: all of them, unless an adjustment study holds many; then the
+    # last persona spec of each path (the adjustment line and the report's sections hold the rest).
+    finals = _final_runs(log) if "run_id" in by else set()
+    n_runs = len({f.group for f in findings})
+    few = n_runs <= MAX_RUNS_SPELLED_OUT or not finals
+
+    def shown(key: Key) -> bool:
+        return few or dict(key).get("run_id") in finals
     cache: dict[tuple[int, int], float] = {}
 
     def power(f: DriftFinding) -> float | None:
@@ -372,30 +432,43 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
     adjustment = result("adjustment")
     if adjustment is not None:
         lines.append(adjustment.audit_line())
-    lines += _drift_lines(findings, s, eff, power_text)
-    for name, writer in (("fidelity", lambda r: _fidelity_lines(r, log, s, placebo)),
-                         ("did", lambda r: _did_lines(r, s, placebo)),
-                         ("calibration", lambda r: _calibration_lines(r, s)),
+    spelled = [f for f in findings if shown(f.group)]
+    if not few:
+        lines.append(f"The drift, fidelity and correction lines below are about the last persona spec of each "
+                     f"adjustment path ({len(finals)} of {n_runs} runs); the other runs' results (base spec, earlier "
+                     "iterations, the full-information reference) are in the report's sections, one row per run.")
+    lines += _drift_lines(spelled, s, eff, power_text)
+    for name, writer in (("fidelity", lambda r: _fidelity_lines(r, log, s, placebo, by, shown)),
+                         ("did", lambda r: _did_lines(r, s, placebo, by, shown)),
+                         ("calibration", lambda r: _calibration_lines(r, s, by, shown)),
                          ("p2sls", _p2sls_lines)):
         r = result(name)
         if r is not None:
             lines += writer(r)
     for name in ("fidelity", "did", "calibration"):
-        o = by.get(name)
+        o = outcomes.get(name)
         if o is not None and o.status == "skipped" and o.reason and o.reason.startswith("cannot conclude"):
             lines.append(f"{o.title[:1].upper() + o.title[1:]}: {o.reason}.")
     failed = tuple(f"Not computed: {o.title} ({o.reason})" for o in steps if o.status == "failed")
-    iterations = sorted({f.iteration for f in findings if f.iteration is not None})
-    if len(iterations) > 1:  # adjustment iterations: the conclusion is about the last persona spec
-        last = [f for f in findings if f.iteration == iterations[-1]]
-        earlier = sorted({f.iteration for f in findings if f.iteration != iterations[-1] and f.drifted and not f.placebo})
-        bottom = _bottom_line(last, s, by.get("nco"), eff, power_text).replace(
-            "Bottom line: ", f"Bottom line (last adjustment iteration, {iterations[-1]}): ", 1)
+    groups = sorted({f.group for f in findings})
+    nco_step = outcomes.get("nco")
+    if finals and len(groups) > 1:  # an adjustment study: the conclusion is about each path's last persona spec
+        last = [f for f in findings if dict(f.group).get("run_id") in finals]
+        bottom = _bottom_line(last, s, nco_step, eff, power_text).replace(
+            "Bottom line: ", f"Bottom line (the last persona spec of each of the {len(finals)} adjustment paths, worst "
+                             "case): ", 1)
+    elif len(groups) > 1 and [c for c, _ in groups[-1]] == ["iteration"]:  # iterations of one run
+        it = dict(groups[-1])["iteration"]
+        last = [f for f in findings if f.group == groups[-1]]
+        earlier = sorted({dict(f.group)["iteration"] for f in findings
+                          if f.group != groups[-1] and f.drifted and not f.placebo})
+        bottom = _bottom_line(last, s, nco_step, eff, power_text).replace(
+            "Bottom line: ", f"Bottom line (last adjustment iteration, {it}): ", 1)
         if earlier:
             bottom += f" Earlier iterations with drift: {', '.join(map(str, earlier))}."
-        if adjustment is not None:
-            bottom += (" (These drift tests pool every model and adjustment path by iteration number; the adjustment "
-                       "line below and its section keep them apart.)")
+    elif len(groups) > 1:  # several models or runs, no adjustment path to follow: the worst of them
+        bottom = _bottom_line(findings, s, nco_step, eff, power_text).replace(
+            "Bottom line: ", f"Bottom line (worst case over {len(groups)} runs, each tested on its own): ", 1)
     else:
-        bottom = _bottom_line(findings, s, by.get("nco"), eff, power_text)
+        bottom = _bottom_line(findings, s, nco_step, eff, power_text)
     return Verdict(bottom_line=bottom, lines=tuple(lines), not_computed=failed)

@@ -10,7 +10,7 @@ import pandas as pd
 from driftstats.log._sql import qi
 from driftstats.log.simlog import SimLog
 
-__all__ = ["answer_weights", "answers_with_truth", "unit_runs", "units_answering"]
+__all__ = ["answer_weights", "answers_with_truth", "units_answering"]
 
 RUN_KEYS: tuple[str, ...] = ("study", "model", "run_id", "iteration")
 _KEYS = ", ".join(qi(k) for k in RUN_KEYS)
@@ -40,8 +40,3 @@ def answers_with_truth(log: SimLog, *, mode: str, items: Sequence[str]) -> pd.Da
         "FROM answers a LEFT JOIN personas p ON p.unit_id = a.unit_id AND p.attribute = a.item AND NOT p.specified "
         "WHERE a.valid AND a.mode = ? AND a.response_code IS NOT NULL AND a.item IN (SELECT unnest(?)) "
         "GROUP BY ALL ORDER BY ALL", [mode, list(items)])
-
-
-def unit_runs(log: SimLog) -> pd.DataFrame:
-    """``unit_id, study, run_id``: the run each unit belongs to."""
-    return log.sql("SELECT DISTINCT unit_id, study, run_id FROM answers")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from driftstats.log.query.design import RUN_COLUMNS
+
 if TYPE_CHECKING:
     from driftstats.log.simlog import SimLog
 
@@ -14,17 +16,19 @@ __all__ = ["answered_units", "invalid_rows"]
 
 
 def answered_units(log: SimLog, items: Sequence[str], mode: str) -> pd.DataFrame:
-    """Units with at least one valid answer to ``items`` in ``mode``, per iteration and arm.
+    """Units with at least one valid answer to ``items`` in ``mode``, per run and arm.
 
-    Columns ``iteration, arm, units``; arms without any such unit appear with 0.
+    Columns ``study, model, run_id, iteration, arm, units`` (the run columns, then the arm);
+    arms of a run without any such unit appear with 0.
     """
+    keys = ", ".join(RUN_COLUMNS)
     return log.con.execute(
-        """
-        WITH g AS (SELECT DISTINCT iteration, arm FROM answers),
-             u AS (SELECT iteration, arm, count(DISTINCT unit_id) AS units FROM answers
-                   WHERE valid AND mode = ? AND item IN (SELECT unnest(?)) GROUP BY iteration, arm)
-        SELECT g.iteration, g.arm, coalesce(u.units, 0) AS units
-        FROM g LEFT JOIN u USING (iteration, arm) ORDER BY g.iteration, g.arm
+        f"""
+        WITH g AS (SELECT DISTINCT {keys}, arm FROM answers),
+             u AS (SELECT {keys}, arm, count(DISTINCT unit_id) AS units FROM answers
+                   WHERE valid AND mode = ? AND item IN (SELECT unnest(?)) GROUP BY ALL)
+        SELECT g.*, coalesce(u.units, 0) AS units
+        FROM g LEFT JOIN u USING ({keys}, arm) ORDER BY ALL
         """,
         [mode, list(items)],
     ).df()

@@ -10,10 +10,21 @@ from driftstats.errors import InvalidArgumentError
 if TYPE_CHECKING:
     from driftstats.log.simlog import SimLog
 
-__all__ = ["PAIRING_COLUMN", "count_answers", "paired_design", "resolve_strata"]
+__all__ = ["PAIRING_COLUMN", "RUN_COLUMNS", "count_answers", "paired_design", "resolve_strata", "varying_run_columns"]
 
 #: The column that links the units of one persona across arms (docs/schema.md).
 PAIRING_COLUMN = "persona_id"
+
+#: The columns that identify one run of a study (docs/schema.md): answers of different runs are
+#: never pooled by default (``by="auto"``), since each run may hold a different model or persona spec.
+RUN_COLUMNS: tuple[str, ...] = ("study", "model", "run_id", "iteration")
+
+
+def varying_run_columns(log: SimLog) -> tuple[str, ...]:
+    """The run columns (:data:`RUN_COLUMNS`) with more than one value in the log's answers."""
+    counts = log.con.execute(
+        "SELECT " + ", ".join(f"count(DISTINCT {c})" for c in RUN_COLUMNS) + " FROM answers").fetchall()[0]
+    return tuple(c for c, n in zip(RUN_COLUMNS, counts, strict=True) if n > 1)
 
 
 def paired_design(log: SimLog, arms: Sequence[str] | None = None) -> bool:

@@ -19,9 +19,9 @@ __all__ = ["item_unit_labels", "item_unit_means", "retention_by_arm", "unit_desi
 
 
 def unit_design(log: SimLog) -> pd.DataFrame:
-    """``unit_id, arm, iteration, persona_id, model`` for every unit with an answer row."""
+    """``unit_id, arm, iteration, persona_id, model, study, run_id`` for every unit with an answer row."""
     return log.con.execute(
-        "SELECT DISTINCT unit_id, arm, iteration, persona_id, model FROM answers ORDER BY unit_id"
+        "SELECT DISTINCT unit_id, arm, iteration, persona_id, model, study, run_id FROM answers ORDER BY unit_id"
     ).df()
 
 

@@ -56,7 +56,7 @@ ADJUST_REPORT ?= audit_adjustment.html
 
 audit: setup
 	$(VENV)/bin/driftstats audit $(LOG) --report $(REPORT)
-	$(VENV)/bin/driftstats audit $(ADJUST_LOG) --report $(ADJUST_REPORT)
+	$(VENV)/bin/driftstats audit $(ADJUST_LOG) --mode dist --report $(ADJUST_REPORT)
 
 # Headless Chromium for the report's browser test (Debian package).
 browser:

@@ -143,3 +143,14 @@ def test_iteration_figures_draw_one_series_per_run(nco_logs) -> None:
     assert labels == ["nco_1 (ma)", "nco_1 (mb)"]
     fig = res.plot("distributions")
     assert len(fig.axes) == 4  # one NCO x (2 models x 2 iterations), never pooled
+
+
+def test_fidelity_figure_draws_every_run(study_logs) -> None:
+    pytest.importorskip("matplotlib")
+    _, _, both = study_logs
+    fig = ds.fidelity(both).plot()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert any(x.endswith("(m-a)") for x in labels)
+    assert any(x.endswith("(m-b)") for x in labels)
+    shares = ds.fidelity(both).shares()
+    assert len(labels) == len(shares[["term", "model"]].drop_duplicates())

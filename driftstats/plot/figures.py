@@ -458,16 +458,34 @@ def plot_fidelity(result: Any, *, ax: Any = None, title: str | None = None) -> A
     'share reported as specified'
     """
     s = result.shares()
-    fig, ax = _one_axes(ax, width=6.5, height=3.6)
-    terms = list(dict.fromkeys(s["term"]))
+    keys = [c for c in getattr(result, "by", ()) if c in s.columns and s[c].nunique(dropna=False) > 1]
+    # one bar group per attribute and run (model, path, iteration, ...): runs are never pooled
+    cats = list(dict.fromkeys(tuple(r) for r in s[["term", *keys]].itertuples(index=False, name=None)))
     arms = list(dict.fromkeys(s["arm"]))
     width = 0.8 / max(len(arms), 1)
+    index = pd.MultiIndex.from_tuples(cats, names=["term", *keys])
+    labels = [_text(f"{c[0]} ({', '.join(str(v) for v in c[1:])})" if keys else str(c[0])) for c in cats]
+    if keys:  # many runs: one row per attribute and run, labels on the left
+        fig, ax = _one_axes(ax, width=max(7.0, 4.5 + 0.07 * max(map(len, labels))), height=0.3 * len(cats) + 1.4)
+    else:
+        fig, ax = _one_axes(ax, width=6.5, height=3.6)
+    pos = np.arange(len(cats), dtype=float)[::-1] if keys else np.arange(len(cats), dtype=float)
     for a_i, arm in enumerate(arms):
-        sub = s[s["arm"] == arm].drop_duplicates("term").set_index("term").reindex(terms)
-        ax.bar(np.arange(len(terms)) + (a_i - (len(arms) - 1) / 2) * width,
-               pd.to_numeric(sub["share"], errors="coerce").to_numpy(float), width=width,
-               color=PALETTE[a_i % len(PALETTE)], label=_text(arm))
-    ax.set_xticks(range(len(terms)), [_text(term) for term in terms])
+        sub = s[s["arm"] == arm].drop_duplicates(["term", *keys]).set_index(["term", *keys])["share"].reindex(index)
+        at = pos + (a_i - (len(arms) - 1) / 2) * width * (-1 if keys else 1)
+        share = pd.to_numeric(sub, errors="coerce").to_numpy(float)
+        if keys:
+            ax.barh(at, share, height=width, color=PALETTE[a_i % len(PALETTE)], label=_text(arm))
+        else:
+            ax.bar(at, share, width=width, color=PALETTE[a_i % len(PALETTE)], label=_text(arm))
+    if keys:
+        ax.set_yticks(pos, labels, fontsize=7)
+        ax.set_xlim(0, 1.05)
+        ax.set_xlabel("share reported as specified")
+        ax.set_title(_text(title) if title is not None else "Persona fidelity by attribute, run and arm")
+        _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        return fig
+    ax.set_xticks(range(len(cats)), labels)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share reported as specified")
     ax.set_title(_text(title) if title is not None else "Persona fidelity by attribute and arm")

@@ -696,7 +696,14 @@ def effect_model(
             endog = _ordinal_endog(frame, lhs)
             exog = dmatrix(formula.split("~", 1)[1], frame, return_type="dataframe")
             exog = exog.drop(columns=[c for c in exog.columns if c == "Intercept"])
-            _check_design(exog.to_numpy(dtype=float), list(exog.columns), formula, extra=1)
+            x = exog.to_numpy(dtype=float)
+            constant = [c for c, j in zip(exog.columns, range(x.shape[1]), strict=True) if x.size and np.ptp(x[:, j]) == 0]
+            if constant:  # the thresholds are the ordinal model's intercepts: a constant column duplicates them
+                raise InsufficientDataError(
+                    f"family='ordinal': the predictor column(s) {constant[:8]} of {formula!r} are constant over the "
+                    f"{len(x)} unit(s) with every value (e.g. one arm only), so their coefficients are not identified "
+                    "next to the thresholds. Drop them, or use data in which they vary.")
+            _check_design(x, list(exog.columns), formula, extra=1)
             model = OrderedModel(endog, exog, distr="logit")
             kw: dict[str, Any] = {"cov_type": "cluster", "cov_kwds": {"groups": groups}} if groups is not None else {}
             fit = model.fit(method="bfgs", disp=False, maxiter=2000, **kw)

@@ -364,3 +364,14 @@ def test_a_predictor_level_nobody_gave_is_left_out_not_a_constant_column() -> No
     r = ds.effect_model("response ~ arm + area", big, family="ordinal", outcome="support_tax")
     levels = [t for t in r.tidy()["term"] if str(t).startswith("area")]
     assert all(any(g in str(t) for g in given) for t in levels)
+
+
+def test_ordinal_model_with_a_constant_predictor_is_a_named_error() -> None:
+    """A predictor constant over the units (here the arm indicator of a one-arm frame) duplicates the ordinal
+    model's thresholds (statsmodels' ValueError 'There should not be a constant'); a fuzz finding."""
+    rng = np.random.default_rng(5)
+    d = pd.DataFrame({"arm": "treatment", "t": 1.0, "x": rng.normal(size=40), "zd": rng.integers(0, 4, size=40)})
+    with pytest.raises(InsufficientDataError, match=r"predictor column\(s\) \['t'\].*constant"):
+        ds.effect_model("zd ~ t + x", d, family="ordinal")
+    d["t"] = rng.integers(0, 2, size=40).astype(float)
+    assert ds.effect_model("zd ~ t + x", d, family="ordinal").tidy()["p_value"].notna().all()

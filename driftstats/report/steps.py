@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from driftstats._groups import plain
 from driftstats._result import Result
 from driftstats.errors import DriftstatsError
 from driftstats.log.query.audit import answered_units, invalid_rows
@@ -253,11 +254,7 @@ def group_label(key: Mapping[str, Any]) -> str:
     """A run's key (``{"model": ..., "run_id": ..., "iteration": ...}``) as text: ``"iteration 1"``,
     ``"model m, run r, iteration 1"``."""
     names = {"run_id": "run"}
-    return ", ".join(f"{names.get(k, k)} {_plain(v)}" for k, v in key.items())
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
+    return ", ".join(f"{names.get(k, k)} {plain(v)}" for k, v in key.items())
 
 
 def _names(items: tuple[str, ...]) -> str:

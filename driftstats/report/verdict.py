@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftstats._groups import iter_groups, plain
 from driftstats.log.simlog import SimLog
 from driftstats.log.summary import LogSummary
 from driftstats.report.steps import AuditSettings, StepOutcome, group_label
@@ -77,20 +78,12 @@ def _pct(level: float) -> str:
     return f"{level:g}"
 
 
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
-
-
 def _groups(frame: pd.DataFrame, by: tuple[str, ...]) -> list[tuple[Key, pd.DataFrame]]:
     """``frame`` split by the audit's run columns ``by`` (those it has), each with its key."""
     cols = [c for c in by if c in frame.columns]
     if not cols or frame.empty:
         return [((), frame)]
-    out = []
-    for k, g in frame.groupby(cols, sort=True, dropna=False):
-        k = k if isinstance(k, tuple) else (k,)
-        out.append((tuple((c, _plain(v)) for c, v in zip(cols, k, strict=True)), g))
-    return out
+    return [(tuple(g.items()), sub) for g, sub in iter_groups(frame, cols)]
 
 
 def _select(frame: pd.DataFrame, key: Key) -> pd.DataFrame:
@@ -249,7 +242,7 @@ def _bottom_line(findings: list[DriftFinding], s: AuditSettings, nco: StepOutcom
 
 
 def _key_of(r: dict[str, Any], by: tuple[str, ...]) -> Key:
-    return tuple((c, _plain(r[c])) for c in by if c in r)
+    return tuple((c, plain(r[c])) for c in by if c in r)
 
 
 def _fidelity_lines(res: Any, log: SimLog, s: AuditSettings, placebo: set[str], by: tuple[str, ...],

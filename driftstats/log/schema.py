@@ -10,6 +10,8 @@ Documented in ``docs/schema.md`` (a test keeps the two in sync). A log is four t
   stopping rules (adjustment studies only).
 * ``adjustments`` - one row per (model, path, iteration, attribute): each attribute of the spec
   or candidate, where it came from and why it was chosen (adjustment studies only).
+* ``transcripts`` - one row per message of a unit's intervention dialogue (multi-turn studies and
+  imported agent evaluations only).
 
 Only ``answers`` is required on read; the others are inferred (and the inference is
 recorded in the log's diagnostics) when absent.
@@ -28,6 +30,10 @@ __all__ = [
     "ANSWER_KEYS",
     "ARMS",
     "ARM_KINDS",
+    "DIALOGUE_END_ITEM",
+    "DIALOGUE_ENDS",
+    "DIALOGUE_TURNS_ITEM",
+    "MESSAGE_ROLES",
     "ITEMS",
     "ITERATIONS",
     "MODES",
@@ -36,6 +42,7 @@ __all__ = [
     "SCALES",
     "SCHEMA_VERSION",
     "STOP_RULES",
+    "TRANSCRIPTS",
     "Field",
     "Mode",
     "Role",
@@ -56,6 +63,16 @@ ARM_KINDS: tuple[str, ...] = ("control", "treatment", "placebo")
 ADJUSTMENT_STATUSES: tuple[str, ...] = ("specified", "added", "candidate", "invalid")
 ADJUSTMENT_SOURCES: tuple[str, ...] = ("base", "population", "analyst", "model")
 STOP_RULES: tuple[str, ...] = ("equivalence", "no_change", "max_iterations", "no_candidates")
+#: Who wrote a message of a dialogue (transcripts.role).
+MESSAGE_ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+#: Why a collected dialogue ended (the options of the item ``dialogue_end``): the simulated user emitted its
+#: stop marker, the assistant emitted its own end, the turn limit was reached, or generation failed.
+#: Imported logs keep their own tool's labels (e.g. tau2-bench's ``user_stop``, ``agent_stop``, ``max_steps``).
+DIALOGUE_ENDS: tuple[str, ...] = ("user_stop", "assistant_stop", "max_turns", "error")
+#: Items every dialogue unit carries (so stopping behaviour is tested like any outcome):
+#: the number of turns (numeric) and why the dialogue ended (nominal).
+DIALOGUE_TURNS_ITEM = "dialogue_turns"
+DIALOGUE_END_ITEM = "dialogue_end"
 
 SqlType = Literal["VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ"]
 
@@ -108,6 +125,7 @@ ANSWERS: tuple[Field, ...] = (
     # --- provenance
     _f("model_sha256", "VARCHAR", "NULL", True, "sha256 of the model file"),
     _f("prompt_sha256", "VARCHAR", "NULL", True, "sha256 of the exact prompt text"),
+    _f("dialogue_sha256", "VARCHAR", "NULL", True, "for units whose intervention is a dialogue: sha256 of the transcript the answer was asked after (transcripts.dialogue_sha256 of its last message)"),
     _f("grammar_sha256", "VARCHAR", "NULL", True, "sha256 of the constraint (grammar / regex / JSON schema)"),
     _f("seed", "BIGINT", "NULL", True, "seed of the generation"),
     _f("temperature", "DOUBLE", "NULL", True, "sampling temperature"),
@@ -172,6 +190,24 @@ ADJUSTMENTS: tuple[Field, ...] = (
     _f("note", "VARCHAR", "NULL", True, "why a proposal is invalid or was dropped (duplicate, a diagnostic NCO, ...)"),
 )
 
+TRANSCRIPTS: tuple[Field, ...] = (
+    _f("unit_id", "VARCHAR", None, False, "the unit whose intervention dialogue this message belongs to (answers.unit_id)"),
+    _f("message", "BIGINT", None, False, "0-based position of the message in the unit's dialogue"),
+    _f("turn", "BIGINT", None, False, "0-based turn: one round in which each role speaks once (tool messages share the turn of the call)"),
+    _f("role", "VARCHAR", None, False, "system, user (the simulated user), assistant (the agent under evaluation) or tool"),
+    _f("text", "VARCHAR", None, True, "the message text exactly as generated or imported (NULL: no text, e.g. a pure tool call)"),
+    _f("tokens", "BIGINT", "NULL", True, "tokens generated for the message (NULL when unknown)"),
+    _f("finish_reason", "VARCHAR", "NULL", True, "why generation of the message stopped: eos, stop_marker, max_tokens, error, or the importing tool's label"),
+    _f("tool_calls", "VARCHAR", "NULL", True, "tool calls the message makes, as a JSON array (imported agent logs)"),
+    _f("valid", "BOOLEAN", "TRUE", False, "false when the message is empty or failed (kept and flagged, never dropped)"),
+    _f("error", "VARCHAR", "NULL", True, "why the message is invalid"),
+    _f("model", "VARCHAR", "NULL", True, "the model that wrote the message (for user messages: the simulated user's model)"),
+    _f("seed", "BIGINT", "NULL", True, "seed of the message's generation"),
+    _f("sha256", "VARCHAR", "NULL", True, "sha256 of text (UTF-8)"),
+    _f("dialogue_sha256", "VARCHAR", "NULL", True, "running sha256 of the dialogue up to and including this message; the last message's value is answers.dialogue_sha256 of the unit's answers"),
+    _f("created_at", "TIMESTAMPTZ", "NULL", True, "when the message was generated (UTC)"),
+)
+
 ANSWER_KEYS: tuple[str, ...] = (
     "study",
     "run_id",
@@ -191,6 +227,7 @@ TABLES: dict[str, tuple[Field, ...]] = {
     "arms": ARMS,
     "iterations": ITERATIONS,
     "adjustments": ADJUSTMENTS,
+    "transcripts": TRANSCRIPTS,
 }
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -200,4 +237,5 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "arms": ("arm",),
     "iterations": ("study", "model", "path", "iteration"),
     "adjustments": ("study", "model", "path", "iteration", "attribute"),
+    "transcripts": ("unit_id", "message"),
 }

@@ -8,6 +8,7 @@ with :func:`dialogue_answers` and :func:`dialogue_items`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,7 +16,22 @@ import pandas as pd
 
 from driftstats.log.schema import DIALOGUE_END_ITEM, DIALOGUE_ENDS, DIALOGUE_TURNS_ITEM
 
-__all__ = ["dialogue_answers", "dialogue_items"]
+__all__ = ["chain_sha256", "dialogue_answers", "dialogue_items", "text_sha256"]
+
+
+def text_sha256(text: str | None) -> str | None:
+    """transcripts.sha256: sha256 hex of the message text in UTF-8 (NULL text: NULL)."""
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chain_sha256(prev: str, role: str, text: str | None) -> str:
+    """transcripts.dialogue_sha256 of a message from that of the message before it ('' for the first).
+
+    sha256 hex of ``prev + "\n" + role + "\n" + (text_sha256(text) or "")``: the last message's value
+    identifies the whole transcript (every role and text, in order).
+    """
+    body = f"{prev}\n{role}\n{text_sha256(text) or ''}"
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def dialogue_answers(units: Iterable[dict[str, Any]]) -> pd.DataFrame:

@@ -39,3 +39,9 @@ def register(name: str) -> Callable[[Importer], Importer]:
 
     return deco
 
+
+
+# The importers register themselves on import (after ``register`` exists).
+from driftstats.log.importers import chat, simulator_arena, tau1, tau2  # noqa: E402
+
+__all__ += ["chat", "simulator_arena", "tau1", "tau2"]

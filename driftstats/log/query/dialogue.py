@@ -4,6 +4,8 @@
 * :func:`turns_by_arm` - per run and arm: units with a transcript, messages and turns per unit (the report).
 * :func:`ends_by_arm` - per run and arm: how many dialogues ended for each reason (answers of ``dialogue_end``).
 * :func:`transcript_sample` - the messages of the first units of each arm with a transcript (the report's viewer).
+* :func:`unit_ends` - why each unit's dialogue ended (the viewer's summaries).
+* :func:`answers_after_dialogue` - how many answers to some items carry the transcript hash (asked after the dialogue).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from driftstats.log.schema import DIALOGUE_END_ITEM
 if TYPE_CHECKING:
     from driftstats.log.simlog import SimLog
 
-__all__ = ["DialogueOverview", "dialogue_overview", "ends_by_arm", "transcript_sample", "turns_by_arm"]
+__all__ = ["DialogueOverview", "answers_after_dialogue", "dialogue_overview", "ends_by_arm", "transcript_sample",
+           "turns_by_arm", "unit_ends"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +103,23 @@ def transcript_sample(log: SimLog, per_arm: int = 3) -> pd.DataFrame:
            ORDER BY k.arm_pos, t.unit_id, t.message""",
         [int(per_arm)],
     ).df()
+
+
+def answers_after_dialogue(log: SimLog, items: Sequence[str]) -> tuple[int, int]:
+    """``(with_hash, total)``: answers to ``items`` of units with a transcript, and how many of them carry the
+    transcript's hash (``answers.dialogue_sha256``: the answer was asked after that dialogue)."""
+    r = log.con.execute(
+        "SELECT count(*) FILTER (WHERE dialogue_sha256 IS NOT NULL), count(*) FROM answers "
+        "WHERE item IN (SELECT unnest(?)) AND unit_id IN (SELECT unit_id FROM transcripts)",
+        [list(items)],
+    ).fetchall()[0]
+    return int(r[0]), int(r[1])
+
+
+def unit_ends(log: SimLog, item: str = DIALOGUE_END_ITEM) -> pd.Series:
+    """Why each unit's dialogue ended (its valid sampled answer to ``item``), indexed by unit_id; empty without it."""
+    frame = log.con.execute(
+        "SELECT unit_id, any_value(response) AS end_reason FROM answers WHERE item = ? AND valid AND mode = 'sample' "
+        "GROUP BY unit_id ORDER BY unit_id", [item]).df()
+    return pd.Series(frame["end_reason"].to_numpy(dtype=object), index=frame["unit_id"].to_numpy(dtype=object),
+                     dtype=object)

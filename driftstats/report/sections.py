@@ -193,8 +193,11 @@ def dialogue_section(a: Any) -> Section | None:
         "(the NCOs, the outcome, the fidelity probes) were asked after it. How long the dialogues ran and why they "
         "ended are outcomes of the arms too: a simulated user that stops early in one arm, or an assistant that ends "
         "the conversation, changes what every later answer was conditioned on. So the number of turns "
-        f"({DIALOGUE_TURNS_ITEM!r}) and the end reason ({DIALOGUE_END_ITEM!r}) are tested for drift across arms like "
-        "the NCOs (KS for the turns, TVD for the end reasons; permutation p-values).")]
+        f"({DIALOGUE_TURNS_ITEM!r}) and the end reason ({DIALOGUE_END_ITEM!r}) are tested across arms with the NCO "
+        "drift test (KS for the turns, TVD for the end reasons; permutation p-values). Unlike an NCO, a dialogue item "
+        "may legitimately respond to the intervention: a difference says that the arms' later answers were asked "
+        "after different conversations (an effect of the intervention, drift of the simulated users, or both), not "
+        "which of the two it is.")]
     blocks.append(Block("heading", "Turns per unit, by arm"))
     blocks.append(table(turns_by_arm(log, by), rename={
         "units": "units", "dialogues": "units with a transcript", "invalid_messages": "invalid messages",
@@ -219,7 +222,9 @@ def dialogue_section(a: Any) -> Section | None:
                                 "conf_high", "p_value", "p_value_fwer"],
                             rename={"estimate": "TVD/KS", "conf_low": "CI low", "conf_high": "CI high", "p_value": "p",
                                     "p_value_fwer": "p (FWER)"}))
-        blocks.append(Block("assumptions", list(res.assumptions)))
+        blocks.append(Block("assumptions", [*res.assumptions, f"{DIALOGUE_TURNS_ITEM!r} and {DIALOGUE_END_ITEM!r} are "
+                                            "outcomes of the dialogue, not NCOs: the exclusion assumption (N1) does not "
+                                            "hold for them, so a difference is not by itself evidence of user drift."]))
     after = _after_dialogue_text(a, log.item_names("fidelity"))
     if after:
         blocks.append(Block("heading", "Fidelity after the dialogue"))

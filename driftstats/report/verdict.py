@@ -350,7 +350,8 @@ def _dialogue_lines(res: Any, s: AuditSettings, by: tuple[str, ...], shown: Any)
                  f"{' (' + _label(_key_of(r, by)) + ')' if many and by else ''} ({r['measure'].upper()} "
                  f"{_fmt(r['estimate'])}, p (FWER) = {_fmt(r['p_value_fwer'])})" for r in drifted]
         return ["The dialogues ran differently across arms: " + "; ".join(parts) + ". Every answer asked after the "
-                "dialogue is conditioned on a different conversation (see the dialogues section)."]
+                "dialogue is conditioned on a different conversation (an effect of the intervention, drift of the "
+                "simulated users, or both; see the dialogues section)."]
     if not rows:
         return []
     low = min(r["p_value_fwer"] for r in rows)

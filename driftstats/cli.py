@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from driftstats.cli_errors import DebugOpt, user_errors
+from driftstats.cli_errors import DebugOpt, log_source, user_errors
 from driftstats.errors import DriftstatsError
 
 app = typer.Typer(
@@ -57,21 +57,21 @@ def _mapping(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _read(log: Path, fmt: str | None, mapping: list[str] | None, arm: str | None,
+def _read(log: list[Path], fmt: str | None, mapping: list[str] | None, arm: str | None,
           nco: list[str] | None, primary: list[str] | None, debug: bool):
     """The validated log, or exit 2 with the reason in one line (the exception's name and message)."""
     from rich.markup import escape
 
     from driftstats.log import read_log
 
-    with user_errors(debug), console.status(f"reading and validating {escape(str(log))} ..."):
-        return read_log(log, format=fmt, mapping=_mapping(mapping) or None, arm=arm,  # type: ignore[arg-type]
+    with user_errors(debug), console.status(f"reading and validating {escape(", ".join(map(str, log)))} ..."):
+        return read_log(log_source(log, fmt), format=fmt, mapping=_mapping(mapping) or None, arm=arm,  # type: ignore[arg-type]
                         nco=nco or None, primary=primary or None)
 
 
 @app.command()
 def validate(
-    log: Annotated[Path, typer.Argument(help="the log file")],
+    log: Annotated[list[Path], typer.Argument(help="the log file (several: files of an importer format)")],
     fmt: FormatOpt = None,
     mapping: MapOpt = None,
     arm: ArmOpt = None,
@@ -88,7 +88,7 @@ def validate(
 
 @app.command()
 def summary(
-    log: Annotated[Path, typer.Argument(help="the log file")],
+    log: Annotated[list[Path], typer.Argument(help="the log file (several: files of an importer format)")],
     fmt: FormatOpt = None,
     mapping: MapOpt = None,
     arm: ArmOpt = None,

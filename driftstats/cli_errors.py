@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from driftstats.errors import DriftstatsError
 
-__all__ = ["DebugOpt", "fail", "user_errors"]
+__all__ = ["DebugOpt", "fail", "log_source", "user_errors"]
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show the Python traceback of an error")]
 
@@ -44,3 +45,17 @@ def user_errors(debug: bool) -> Iterator[None]:
         yield
     except (DriftstatsError, OSError) as exc:
         fail(exc, debug, code=2)
+
+
+def log_source(logs: Sequence[Path], fmt: str | None) -> Path | list[Path]:
+    """What ``read_log`` reads from the LOG arguments: one path, or several files of an importer format."""
+    from driftstats.errors import InvalidArgumentError
+    from driftstats.log.simlog import importer_formats
+
+    if len(logs) == 1:
+        return logs[0]
+    if fmt not in importer_formats():
+        raise InvalidArgumentError(
+            f"{len(logs)} LOG files given; several files are read together only by an importer format "
+            f"(--format {' | '.join(importer_formats())}: one file per arm). Fix: pass one log, or --format.")
+    return list(logs)

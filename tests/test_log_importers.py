@@ -335,10 +335,61 @@ def test_wrong_shapes_and_arguments(tmp_path):
 
 # ------------------------------------------------------------------------------ the log layer
 @pytest.mark.parametrize(("fmt", "files"), [("tau2", TAU2), ("tau1", TAU1), ("simulator_arena", ARENA), ("chat", CHAT)])
-def test_imported_tables_validate_and_audit(fmt, files):
-    tables = _read(fmt, files)
-    tables.pop("transcripts")
-    log = ds.read_log(tables)
-    assert set(log.to_pandas()["unit_id"]) == set(tables["answers"]["unit_id"])
+def test_read_log_imports_the_files_with_their_transcripts(fmt, files):
+    direct = _read(fmt, files)
+    log = ds.read_log([str(f) for f in files], format=fmt)
+    assert log.has_transcripts
+    got = log.to_pandas("transcripts")
+    assert len(got) == len(direct["transcripts"])
+    assert set(log.to_pandas()["unit_id"]) == set(direct["answers"]["unit_id"])
+    # the log layer re-checks the chain: every unit's answers point at its last message
+    last = got.sort_values("message").groupby("unit_id")["dialogue_sha256"].last()
+    ans = log.to_pandas()
+    linked = ans.dropna(subset=["dialogue_sha256"])
+    assert not linked.empty
+    assert (linked["dialogue_sha256"].to_numpy() == last.loc[linked["unit_id"]].to_numpy()).all()
+    assert {"dialogue_turns", "dialogue_end"} <= set(ans["item"])
+
+
+def test_read_log_passes_importer_options_and_refuses_them_elsewhere(tmp_path):
+    log = ds.read_log(TAU2, format="tau2", arm=["v1", "v2"], options={"control": "v2"})
+    assert log.arm_kind("v2") == "control" and log.arm_kind("v1") == "treatment"
+    with pytest.raises(InvalidArgumentError, match="unknown option"):
+        ds.read_log(TAU2, format="tau2", options={"colour": "red"})
+    with pytest.raises(InvalidArgumentError, match="options= configures an importer format"):
+        ds.read_log(pd.DataFrame({"unit_id": ["u"], "arm": ["a"], "item": ["q"], "response": ["x"]}),
+                    options={"control": "a"})
+
+
+@pytest.mark.parametrize(("fmt", "files"), [("tau2", TAU2), ("tau1", TAU1), ("simulator_arena", ARENA), ("chat", CHAT)])
+def test_an_imported_log_audits_without_extra_work(fmt, files):
+    log = ds.read_log(files, format=fmt)
     result = ds.audit(log, n_perm=99, n_boot=50)
-    assert "NCO" in str(result)  # no NCO items: drift is skipped with a reason
+    html = result.to_html()
+    assert "The dialogues" in html
+    assert HOSTILE not in html  # the hostile message text is escaped, never raw
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # every fixture holds it in a shown transcript
+    # the drift test on the dialogue items is a step; on these few units it says why it cannot conclude
+    step = result.outcome("dialogue")
+    assert step.ok or "min_units" in (step.reason or ""), step.reason
+
+
+def test_cli_audits_an_imported_file(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "audit.html"
+    run = subprocess.run([sys.executable, "-m", "driftstats.cli", "audit", *map(str, TAU2), "--format", "tau2",
+                          "--report", str(out), "--n-perm", "99"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert out.exists() and "The dialogues" in out.read_text()
+
+
+def test_cli_refuses_several_files_without_an_importer_format(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "driftstats.cli", "validate", *map(str, TAU2)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2
+    assert "several files are read together only by an importer format" in run.stderr

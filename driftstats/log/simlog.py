@@ -403,6 +403,7 @@ def read_log(
     iterations: Source | None = None,
     adjustments: Source | None = None,
     transcripts: Source | None = None,
+    options: Mapping[str, Any] | None = None,
     persona: str | Sequence[str] | None = None,
     nco: str | Sequence[str] | None = None,
     primary: str | Sequence[str] | None = None,
@@ -430,6 +431,9 @@ def read_log(
         a registered importer (:func:`importer_formats`, :mod:`driftstats.log.importers`) imports
         that tool's files (one path or a list of them); the imported tables are validated like
         any log, and side tables given as arguments replace the imported ones.
+    options
+        Options of an importer format, passed to it as keywords (e.g. ``{"control": "gpt-4o"}``;
+        each format's options are listed in ``docs/importers.md``). Only with an importer format.
     mapping
         ``{"their_column": "schema_column"}`` for foreign logs. Every target must be a column
         of the answers schema (``docs/schema.md``) or a persona column named in ``persona``.
@@ -515,7 +519,7 @@ def read_log(
     """
     return _read_log(
         source, format=format, mapping=mapping, items=items, personas=personas, arms=arms, iterations=iterations,
-        adjustments=adjustments, transcripts=transcripts, persona=persona,
+        adjustments=adjustments, transcripts=transcripts, options=options, persona=persona,
         nco=nco, primary=primary, fidelity=fidelity, roles=roles, arm=arm, table=table, missing=missing,
         likert=likert,
     )
@@ -538,6 +542,7 @@ def _read_log(
     iterations: Any = None,
     adjustments: Any = None,
     transcripts: Any = None,
+    options: Mapping[str, Any] | None = None,
     persona: str | Sequence[str] | None = None,
     nco: str | Sequence[str] | None = None,
     primary: str | Sequence[str] | None = None,
@@ -554,6 +559,14 @@ def _read_log(
     if not isinstance(likert, bool):
         raise InvalidArgumentError(f"likert must be True or False; got {likert!r}.")
     importer = _check_format(format)
+    if options is not None:
+        if importer is None:
+            raise InvalidArgumentError(
+                f"options= configures an importer format ({', '.join(importer_formats()) or 'none registered'}); "
+                f"format={format!r} takes none. Fix: drop options=, or pass format= the importer's name.")
+        if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+            raise InvalidArgumentError(
+                f"options= must be a dict of option names to values; got {type(options).__name__}.")
     role_map = _role_map(nco, primary, fidelity, roles)
     persona_cols = as_columns("persona", persona)
     given = {"items": items, "personas": personas, "arms": arms, "iterations": iterations,
@@ -579,7 +592,7 @@ def _read_log(
     loaded = Loaded()
     with contextlib.ExitStack() as tmp:
         if importer is not None:
-            tables = _imported_tables(str(format), importer(paths, arms=arm_names))
+            tables = _imported_tables(str(format), importer(paths, arms=arm_names, **dict(options or {})))
             for name, t in tables.items():
                 override = side.get(name)
                 _load(con, name, override if override is not None else t, tmp)

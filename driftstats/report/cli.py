@@ -16,15 +16,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from driftstats.cli_errors import DebugOpt, fail, user_errors
+from driftstats.cli_errors import DebugOpt, fail, log_source, user_errors
 
 __all__ = ["audit"]
 
 
 def audit(
-    log: Annotated[Path, typer.Argument(help="the log (.duckdb, .parquet, .csv, .jsonl; edsl with --format edsl)")],
+    log: Annotated[list[Path], typer.Argument(help="the log (.duckdb, .parquet, .csv, .jsonl; edsl with --format edsl), "
+                                               "or several files of an importer format (one per arm)")],
     report: Annotated[Path, typer.Option("--report", "-r", help="HTML report to write")] = Path("audit.html"),
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="parquet | csv | jsonl | duckdb | edsl")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="parquet | csv | jsonl | duckdb | edsl, or an "
+                                            "importer: tau2 | tau1 | simulator_arena | chat")] = None,
     arm: Annotated[str | None, typer.Option("--arm", help="column naming the arm (edsl: scenario.<key>)")] = None,
     nco: Annotated[list[str] | None, typer.Option("--nco", help="NCO item (repeatable)")] = None,
     primary: Annotated[list[str] | None, typer.Option("--primary", help="primary outcome item")] = None,
@@ -56,8 +58,9 @@ def audit(
         check_positive_int("--min-units", min_units, minimum=2)
         check_conf_level(conf_level, name="--conf-level")
         report = check_report_path(report)
+        source = log_source(log, fmt)
         with console.status("reading and validating the log ...") as status:
-            sl = read_log(log, format=fmt, arm=arm, nco=nco or None, primary=primary or None)  # type: ignore[arg-type]
+            sl = read_log(source, format=fmt, arm=arm, nco=nco or None, primary=primary or None)  # type: ignore[arg-type]
 
             def progress(msg: str) -> None:
                 status.update(f"{escape(msg)} ...  [{time.perf_counter() - t0:.0f} s]")

@@ -445,3 +445,19 @@ def test_message_seeds_are_keyed_by_names() -> None:
         for key, seed in dp.seeds.items():
             assert b[unit].seeds[key] == seed
     assert len(b[next(iter(a))].seeds) == 6
+
+
+def test_shipped_dialogue_study_file_is_valid() -> None:
+    from collectors.study import load_study
+
+    root = Path(__file__).parents[1] / "collectors" / "studies"
+    s = load_study(root / "anes_tax_dialogue.toml")
+    text = load_study(root / "anes_tax.toml")
+    assert s.dialogue is not None
+    assert 2 <= s.dialogue.max_turns <= 4
+    assert s.design.paired
+    assert [a.kind for a in s.arms] == ["control", "treatment"]
+    assert all(a.assistant for a in s.arms)
+    # the tax question, its NCOs and fidelity items, as in anes_tax.toml
+    assert [i.model_dump() for i in s.items] == [i.model_dump() for i in text.items]
+    assert s.population == text.population

@@ -461,3 +461,28 @@ def test_shipped_dialogue_study_file_is_valid() -> None:
     # the tax question, its NCOs and fidelity items, as in anes_tax.toml
     assert [i.model_dump() for i in s.items] == [i.model_dump() for i in text.items]
     assert s.population == text.population
+
+
+@pytest.mark.collect
+def test_the_adjustment_loop_runs_dialogue_arms(tmp_path, gemma) -> None:
+    """[adjustment] with [dialogue]: every iteration runs its own dialogues (seeds keyed by iteration), the
+    added attribute is in the simulated user's view, and each unit carries its transcript."""
+    from collectors.runner import run_study
+
+    d = study_dict(dialogue={"max_turns": 1, "max_tokens": 8},
+                   adjustment={"iterations": 1, "paths": ["targeted"], "diagnostic": ["educ"],
+                               "population": ["education"], "stop_on": [], "n_perm": 50})
+    d["items"] = [i for i in d["items"] if i["role"] != "fidelity"]
+    run_study(parse_study(d), tmp_path / "adj.duckdb", backend=gemma)
+    a, t = _tables(tmp_path / "adj.duckdb")
+    con = duckdb.connect(str(tmp_path / "adj.duckdb"), read_only=True)
+    its = con.execute("SELECT path, iteration, spec, units FROM iterations ORDER BY path, iteration").df()
+    con.close()
+    assert its["iteration"].tolist() == [0, 1]
+    assert json.loads(its["spec"].iloc[1]) == ["age", "party", "education"]
+    assert set(t["unit_id"]) == set(a["unit_id"])
+    assert a["unit_id"].nunique() == 8  # 2 personas x 2 arms x 2 iterations
+    i0 = t[t["unit_id"].str.contains("-i0-")].set_index("unit_id")["seed"]
+    i1 = t[t["unit_id"].str.contains("-i1-")]["seed"]
+    assert not set(i0) & set(i1)
+    _check_chains(t, a)

@@ -39,13 +39,9 @@ import pandas as pd
 from collectors.study import StudyError
 from driftstats.log._sql import qi
 from driftstats.log.schema import (
-    ADJUSTMENTS,
-    ANSWERS,
-    ARMS,
-    ITEMS,
-    ITERATIONS,
     PERSONAS,
     SCHEMA_VERSION,
+    TABLES,
     TRANSCRIPTS,
     Field,
 )
@@ -196,10 +192,8 @@ class Store:
             if overwrite:
                 _remove_database(self.path)
             self.con = self._connect()
-            for name, fields in (("answers", ANSWERS), ("items", ITEMS), ("personas", PERSONAS), ("arms", ARMS),
-                                 ("iterations", ITERATIONS), ("adjustments", ADJUSTMENTS)):
+            for name, fields in TABLES.items():  # every table of the log schema
                 self.con.execute(_ddl(name, fields))
-            self.con.execute(_ddl("transcripts", TRANSCRIPTS))  # dialogue studies; empty otherwise
             self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
             self.con.execute(
                 "CREATE TABLE IF NOT EXISTS units_done (unit_id VARCHAR PRIMARY KEY, finished_at TIMESTAMPTZ)")
@@ -350,7 +344,7 @@ class Store:
         """Replace the rows of ``table`` matching ``where`` (with ``params``) by ``rows``, in one transaction."""
         if table not in ("iterations", "adjustments"):
             raise ValueError(f"write_rows writes the adjustment tables only, not {table!r}")
-        fields = ITERATIONS if table == "iterations" else ADJUSTMENTS
+        fields = TABLES[table]
         frame = pd.DataFrame(rows, columns=[f.name for f in fields])
         self._replace(table, frame, where, params)
 

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from driftstats.log.schema import ArmKind, Role
+
 __all__ = ["AdjustmentSpec", "ArmSpec", "AssistantModelSpec", "CandidateSpec", "DesignSpec", "DialogueSpec", "ItemSpec",
            "ModelSpec", "PopulationSpec", "Study", "StudyError", "load_study", "parse_study"]
 
@@ -43,7 +45,7 @@ class PopulationSpec(_Strict):
 
 class ArmSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
-    kind: Literal["control", "treatment", "placebo"] = "treatment"
+    kind: ArmKind = "treatment"
     text: str | None = Field(None, min_length=1, description="the intervention the simulated user reads "
                                                              "(required unless the study has a [dialogue])")
     assistant: str | None = Field(None, min_length=1, description="in a dialogue study: the assistant's "
@@ -57,7 +59,7 @@ class ArmSpec(_Strict):
 
 class ItemSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
-    role: Literal["primary", "nco", "fidelity", "confounder", "covariate", "proxy", "other"]
+    role: Role
     text: str = Field(min_length=1)
     options: list[str] = Field(min_length=2)
     scale: Literal["ordinal", "nominal"] = "ordinal"

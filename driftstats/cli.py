@@ -31,10 +31,13 @@ app = typer.Typer(
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-FormatOpt = Annotated[
-    str | None,
-    typer.Option("--format", "-f", help="parquet | csv | jsonl | duckdb | edsl (default: from the suffix)"),
-]
+def _format_help() -> str:
+    from driftstats.log.simlog import importer_formats
+
+    return " | ".join(("parquet", "csv", "jsonl", "duckdb", "edsl", *importer_formats())) + " (default: from the suffix)"
+
+
+FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help=_format_help())]
 MapOpt = Annotated[
     list[str] | None,
     typer.Option("--map", "-m", help="map a foreign column: THEIR_NAME=schema_name (repeatable)"),

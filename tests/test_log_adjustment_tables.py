@@ -129,7 +129,9 @@ def test_plain_log_keeps_its_fingerprint_over_the_four_tables() -> None:
     log = read_log(answers_frame())
     h = hashlib.sha256()
     for t in ("answers", "items", "personas", "arms"):
-        n, x = log.con.execute(f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {t} AS t").fetchall()[0]
+        # answers.dialogue_sha256 (all NULL here) enters only when it holds a value: the hash logs always had
+        source = "(SELECT * EXCLUDE (dialogue_sha256) FROM answers)" if t == "answers" else t
+        n, x = log.con.execute(f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {source} AS t").fetchall()[0]
         h.update(f"{t}:{n}:{x};".encode())
     assert log.fingerprint() == h.hexdigest()[:16]
 

@@ -3,7 +3,7 @@
 from driftstats.log.build import MAX_OPTIONS
 from driftstats.log.io import LogNotFoundError
 from driftstats.log.schema import ANSWER_KEYS, ROLES, SCALES, SCHEMA_VERSION
-from driftstats.log.simlog import ItemInfo, SimLog, as_log, read_log
+from driftstats.log.simlog import ItemInfo, SimLog, as_log, importer_formats, read_log
 from driftstats.log.summary import LogSummary
 from driftstats.log.wide import from_wide
 
@@ -19,5 +19,6 @@ __all__ = [
     "SimLog",
     "as_log",
     "from_wide",
+    "importer_formats",
     "read_log",
 ]

@@ -1,10 +1,10 @@
 """Build the typed, validated log tables inside a DuckDB connection.
 
-Input: raw relations ``raw_answers`` (required) and optionally ``raw_items``,
-``raw_personas``, ``raw_arms``, ``raw_iterations``, ``raw_adjustments``, each with a
-``__row`` column (0-based source row).
-Output: typed tables ``answers``, ``items``, ``item_options``, ``personas``, ``arms``,
-``iterations`` and ``adjustments`` (the last two empty when not given).
+Input: raw relations ``raw_answers`` (required) and optionally ``raw_<table>`` for each side
+table of the schema (``raw_items``, ..., ``raw_transcripts``), each with a ``__row`` column
+(0-based source row).
+Output: typed tables ``answers``, ``item_options`` and one per side table (the optional
+``iterations``, ``adjustments`` and ``transcripts`` empty when not given).
 
 Every check runs as SQL, so a frame and a 10-million-row Parquet file are validated
 by the same code. Each failure raises a named error that gives the column, the first
@@ -33,6 +33,7 @@ from driftstats.errors import (
     format_rows,
 )
 from driftstats.log._sql import cast_expr, qi
+from driftstats.log.dialogue import chain_sha256, text_sha256
 from driftstats.log.likert import match_likert
 from driftstats.log.schema import (
     ADJUSTMENT_SOURCES,
@@ -44,11 +45,14 @@ from driftstats.log.schema import (
     ARMS,
     ITEMS,
     ITERATIONS,
+    MESSAGE_ROLES,
     MODES,
+    OPTIONAL_TABLES,
     PERSONAS,
     SCALES,
     STOP_RULES,
     TABLE_KEYS,
+    TRANSCRIPTS,
     Field,
 )
 
@@ -62,6 +66,8 @@ ROW = "__row"
 MAX_OPTIONS = 10_000
 Missing = Literal["error", "invalid"]
 MISSING_ERROR = "missing response"
+#: transcripts.error of a message with neither text nor tool calls (kept, flagged invalid).
+EMPTY_MESSAGE_ERROR = "empty message"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, rel: str) -> list[str]:
@@ -815,6 +821,129 @@ def _build_adjustments(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+def _json_value_problem(text: str) -> str | None:
+    """Why ``text`` is not a JSON array (of any values); None when it is."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "not valid JSON"
+    return None if isinstance(value, list) else f"a JSON {type(value).__name__ if value is not None else 'null'}, not an array"
+
+
+def _build_transcripts(con: duckdb.DuckDBPyConnection, diagnostics: list[str]) -> None:
+    """Create ``transcripts`` (empty when not given): check it, derive missing hashes, flag empty messages.
+
+    The message hashes are checked where given (``sha256`` = :func:`text_sha256` of ``text``;
+    ``dialogue_sha256`` = the running :func:`chain_sha256` within the unit, in message order) and
+    filled where missing; a unit's answers that give ``dialogue_sha256`` must name its last message's.
+    """
+    if not _exists(con, "raw_transcripts"):
+        _empty_table(con, "transcripts", TRANSCRIPTS)
+        return
+    label = "transcripts"
+    _typed(con, "raw_transcripts", TRANSCRIPTS, "transcripts", table_label=label, keep_extras=False)
+    _check_values(con, "transcripts", label, "message", "message < 0", "an integer >= 0 (0 = the first message)",
+                  "number each unit's messages from 0.")
+    _check_values(con, "transcripts", label, "turn", "turn < 0", "an integer >= 0 (0 = the first turn)",
+                  "number each unit's turns from 0.")
+    _check_unique(con, "transcripts", label, TABLE_KEYS["transcripts"],
+                  "give each message of a unit its own position (message = 0, 1, 2, ...).")
+    _check_values(con, "transcripts", label, "role", f"role NOT IN ({_in_list(MESSAGE_ROLES)})",
+                  f"one of {list(MESSAGE_ROLES)}", "recode the role column (the simulated user is 'user', the agent "
+                  "under evaluation 'assistant').")
+    values = con.execute(
+        f"SELECT {ROW}, tool_calls FROM transcripts WHERE tool_calls IS NOT NULL ORDER BY {ROW}").fetchall()
+    bad = [(row, text, why) for row, text in values if (why := _json_value_problem(text)) is not None]
+    if bad:
+        raise InvalidValueError(
+            f"transcripts: column 'tool_calls' has unexpected values in "
+            f"{_rows_text(len(bad), [b[0] for b in bad[:5]])} (e.g. {[b[1] for b in bad[:3]]}; the first is "
+            f"{bad[0][2]}). Expected: NULL or a JSON array of the message's tool calls. Fix: write the calls as a "
+            "JSON array (a list of objects).")
+    n, rows = _offending(con, "transcripts", "unit_id NOT IN (SELECT DISTINCT unit_id FROM answers)")
+    if n:
+        names = [r[0] for r in con.execute(
+            "SELECT unit_id FROM transcripts WHERE unit_id NOT IN (SELECT DISTINCT unit_id FROM answers) "
+            f"GROUP BY unit_id ORDER BY min({ROW}) LIMIT 3").fetchall()]
+        raise InvalidValueError(
+            f"transcripts: {_rows_text(n, rows)} belong to units without answers (e.g. unit_id {names}). "
+            "Expected: every transcript's unit_id is a unit of the answers. Fix: check the unit_id values, or "
+            "drop the transcripts of units that are not in the log.")
+    _check_hashes(con)
+    where = "(text IS NULL OR text = '') AND (tool_calls IS NULL OR tool_calls = '[]')"
+    n_empty = con.execute(f"SELECT count(*) FROM transcripts WHERE {where}").fetchall()[0][0]
+    if n_empty:
+        con.execute(f"UPDATE transcripts SET valid = false, error = coalesce(error, ?) WHERE {where}",
+                    [EMPTY_MESSAGE_ERROR])
+        diagnostics.append(f"{n_empty} transcript message(s) have no text and no tool calls: kept, flagged invalid "
+                           f"(error {EMPTY_MESSAGE_ERROR!r})")
+
+
+def _check_hashes(con: duckdb.DuckDBPyConnection) -> None:
+    """Check the given message and dialogue hashes, fill the missing ones (Python: one pass in key order)."""
+    rows = con.execute(
+        f"SELECT {ROW}, unit_id, role, text, sha256, dialogue_sha256 FROM transcripts ORDER BY unit_id, message"
+    ).fetchall()
+    sha: list[str | None] = []
+    chain: list[str] = []
+    bad_sha: list[int] = []
+    bad_chain: list[tuple[int, str]] = []
+    last: dict[str, str] = {}
+    prev, unit = "", None
+    for row, unit_id, role, text, given_sha, given_chain in rows:
+        if unit_id != unit:
+            prev, unit = "", unit_id
+        h = text_sha256(text)
+        if given_sha is not None and given_sha != h:
+            bad_sha.append(row)
+        prev = chain_sha256(prev, role, text)
+        if given_chain is not None and given_chain != prev:
+            bad_chain.append((row, unit_id))
+        sha.append(h)
+        chain.append(prev)
+        last[unit_id] = prev
+    if bad_sha:
+        bad_sha.sort()
+        raise InvalidValueError(
+            f"transcripts: column 'sha256' does not match the sha256 of the message text in "
+            f"{_rows_text(len(bad_sha), bad_sha[:5])}: the text is not the text that was hashed (a corrupt or altered "
+            "log). Expected: sha256 = driftstats.log.dialogue.text_sha256(text), or NULL (derived). Fix: re-create "
+            "the log from its source; drop the sha256 column only if the texts are known to be right.")
+    if bad_chain:
+        bad_chain.sort()
+        units = list(dict.fromkeys(u for _, u in bad_chain))
+        raise InvalidValueError(
+            f"transcripts: column 'dialogue_sha256' does not follow the hash chain of its unit's messages in "
+            f"{_rows_text(len(bad_chain), [r for r, _ in bad_chain[:5]])} (units {_names(units)}): a message was "
+            "changed, removed, reordered or inserted (a corrupt or altered log). Expected: each message's value is "
+            "driftstats.log.dialogue.chain_sha256(previous value, role, text) in message order ('' before the "
+            "first), or NULL (derived). Fix: re-create the log from its source.")
+    con.register("__hashes_in", pa.table({
+        ROW: pa.array([r[0] for r in rows], pa.int64()),
+        "sha256": pa.array(sha, pa.string()),
+        "dialogue_sha256": pa.array(chain, pa.string()),
+    }))
+    con.execute("UPDATE transcripts SET sha256 = h.sha256, dialogue_sha256 = h.dialogue_sha256 "
+                f"FROM __hashes_in h WHERE transcripts.{ROW} = h.{ROW}")
+    con.unregister("__hashes_in")
+    # the answers of a unit with a transcript name its last message's hash (when they give one)
+    con.register("__last_in", pa.table({"unit_id": pa.array(list(last), pa.string()),
+                                        "last": pa.array(list(last.values()), pa.string())}))
+    where = ("dialogue_sha256 IS NOT NULL AND EXISTS (SELECT 1 FROM __last_in l WHERE l.unit_id = answers.unit_id "
+             "AND l.last <> answers.dialogue_sha256)")
+    n, bad = _offending(con, "answers", where)
+    if n:
+        units = [r[0] for r in con.execute(
+            f"SELECT unit_id FROM answers WHERE {where} GROUP BY unit_id ORDER BY min({ROW}) LIMIT 9").fetchall()]
+        con.unregister("__last_in")
+        raise InvalidValueError(
+            f"answers: column 'dialogue_sha256' does not name the unit's transcript in {_rows_text(n, bad)} (units "
+            f"{_names(units)}): the answers were asked after another dialogue than the one in the transcripts table "
+            "(a corrupt or mixed log). Expected: the dialogue_sha256 of the unit's last message, or NULL. Fix: "
+            "re-create the log from its source, or pair the answers with their own transcripts.")
+    con.unregister("__last_in")
+
+
 def build_tables(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -862,6 +991,7 @@ def build_tables(
     _build_personas(con, persona_cols, diagnostics)
     _build_iterations(con)
     _build_adjustments(con)
+    _build_transcripts(con, diagnostics)
     for c in persona_cols:  # moved to the personas table
         con.execute(f"ALTER TABLE answers DROP COLUMN {qi(c)}")
     invalid = con.execute("SELECT count(*) FROM answers WHERE NOT valid").fetchall()[0][0]
@@ -872,7 +1002,7 @@ def build_tables(
     con.execute(f"ALTER TABLE answers DROP COLUMN {ROW}")
     for table in ("items", "arms", "personas"):
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({ROW}) FROM {table} ORDER BY {ROW}")
-    for table in ("iterations", "adjustments"):  # ordered by their keys
+    for table in OPTIONAL_TABLES:  # ordered by their keys
         keys = ", ".join(qi(k) for k in TABLE_KEYS[table])
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({ROW}) FROM {table} ORDER BY {keys}")
     return diagnostics

@@ -2,10 +2,11 @@
 
 File formats hold one table per file. The answers file ``runs.parquet`` is accompanied by
 sidecars ``runs.items.parquet``, ``runs.personas.parquet`` and ``runs.arms.parquet`` (same
-format), and, for adjustment studies, ``runs.iterations.parquet`` and
-``runs.adjustments.parquet``. A DuckDB file holds every table (``answers``, ``items``,
-``personas``, ``arms``, and ``iterations``, ``adjustments`` when the log has them) plus
-``meta``. Writes go to a temporary file that replaces the target only when complete, so a
+format), and, when the log has them, ``runs.iterations.parquet`` and
+``runs.adjustments.parquet`` (adjustment studies) and ``runs.transcripts.parquet`` (dialogues).
+A DuckDB file holds every table (``answers``, ``items``, ``personas``, ``arms``, and the optional
+``iterations``, ``adjustments``, ``transcripts`` when the log has them) plus ``meta``. The list
+of tables is :data:`driftstats.log.schema.SCHEMA`. Writes go to a temporary file that replaces the target only when complete, so a
 crash never leaves a half-written log.
 
 Reading is faithful: nothing is sniffed. CSV files are read with ``,`` as delimiter, ``"``
@@ -44,8 +45,11 @@ from driftstats.errors import (
     UnreadableLogError,
 )
 from driftstats.log._sql import qi, ql
-from driftstats.log.schema import SCHEMA_VERSION
-from driftstats.log.schema import TABLES as SCHEMA_TABLES
+from driftstats.log.schema import (
+    OPTIONAL_TABLES,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 
 __all__ = [
     "FileFormat",
@@ -63,18 +67,9 @@ __all__ = [
 ]
 
 FileFormat = Literal["parquet", "csv", "jsonl", "duckdb"]
-#: Side tables every log has (inferred from the answers when absent).
-CORE_SIDE_TABLES = ("items", "personas", "arms")
-#: Side tables of adjustment studies: optional; absent means empty, and they are written only when not empty.
-ADJUSTMENT_TABLES = ("iterations", "adjustments")
-SIDE_TABLES = (*CORE_SIDE_TABLES, *ADJUSTMENT_TABLES)
-TABLES = ("answers", *SIDE_TABLES)
-#: Columns of side tables that hold a JSON array of strings (a frame may give Python lists).
-JSON_ARRAY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "items": ("options",),
-    "iterations": ("spec", "rules_fired"),
-    "adjustments": ("options",),
-}
+# The tables come from the schema (driftstats.log.schema.SCHEMA): the core side tables are inferred
+# from the answers when absent; the optional ones (adjustment studies, dialogues) are empty when
+# absent and written only when they hold rows.
 
 _SUFFIX: dict[str, FileFormat] = {
     ".parquet": "parquet",
@@ -237,6 +232,33 @@ def _jsonify_lists(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFram
     return out
 
 
+def _plain_json(v: object) -> object:
+    """json.dumps' fallback for what Arrow / pandas frames hold inside JSON values (numpy arrays and scalars)."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"a {type(v).__name__} is not a JSON value")
+
+
+def _jsonify_values(name: str, frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """JSON-value columns (a message's tool calls) given as Python lists / dicts: stored as their JSON text."""
+    present = [c for c in columns if c in frame.columns]
+    if not present:
+        return frame
+    out = frame.copy()
+    for c in present:
+        try:
+            out[c] = [json.dumps(_plain_json(v) if isinstance(v, np.ndarray) else v, default=_plain_json,
+                                 ensure_ascii=False)
+                      if isinstance(v, (list, tuple, dict, np.ndarray)) else v for v in out[c]]
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"{name}: column {c!r} holds a value that is not JSON ({exc}). Fix: give it as JSON text or as "
+                "lists / dicts of strings, numbers, booleans and None.") from None
+    return out
+
+
 def _as_text(v: object) -> str | None:
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and np.isnan(v)):
         return None
@@ -348,7 +370,10 @@ def load_frame(con: duckdb.DuckDBPyConnection, name: str, frame: Any) -> Loaded:
         raise InvalidArgumentError(
             f"{name} must be a path, a pandas or polars DataFrame or a pyarrow Table; got {type(frame).__name__}.")
     _check_names(name, list(frame.columns))
-    frame = _jsonify_lists(frame, JSON_ARRAY_COLUMNS.get(name, ()))
+    spec = SCHEMA.get(name)
+    if spec is not None:
+        frame = _jsonify_lists(frame, spec.json_arrays)
+        frame = _jsonify_values(name, frame, spec.json_values)
     # Object columns may mix Python types (DuckDB's scan infers one type from a sample and
     # fails on the rest): store them as text (lists/dicts as JSON); the schema casts type them.
     frame = frame.copy(deep=False)
@@ -418,7 +443,7 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, name: str, path: Path, source: s
     raw_t = qi("rawt_" + name)
     if not keys:
         if n == 0 and name != "answers":  # an empty side table (SimLog.write writes an empty file)
-            cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {qi(f.name)}" for f in SCHEMA_TABLES[name])
+            cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {qi(f.name)}" for f in SCHEMA[name].fields)
             con.execute(f"CREATE OR REPLACE TABLE {raw_t} AS SELECT 0::BIGINT AS __row, {cols} LIMIT 0")
         else:
             con.execute(f"CREATE OR REPLACE TABLE {raw_t} AS SELECT range AS __row FROM range({int(n)})")
@@ -547,15 +572,16 @@ def write_tables(
 
     Types survive exactly: DuckDB and Parquet store them; CSV and JSONL store text that the
     reader casts back with the schema's types (doubles in their shortest exact form, NULL as
-    an empty unquoted CSV cell, the empty string as ``""``). The adjustment tables
-    (``iterations``, ``adjustments``) are written only when they hold rows; a sidecar of one
-    left by an earlier write to the same path is removed, so it is never read with other answers.
+    an empty unquoted CSV cell, the empty string as ``""``). The optional tables
+    (``iterations``, ``adjustments``, ``transcripts``) are written only when they hold rows; a
+    sidecar of one left by an earlier write to the same path is removed, so it is never read
+    with other answers.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     token = f".tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    tables = [t for t in TABLES if t not in ADJUSTMENT_TABLES or _has_rows(con, t)]
+    tables = [t for t in SCHEMA if t not in OPTIONAL_TABLES or _has_rows(con, t)]
     if fmt == "duckdb":
         tmp = path.with_name(path.name + token)
         alias = f"out_{uuid.uuid4().hex[:8]}"
@@ -581,7 +607,7 @@ def write_tables(
         con.execute(f"COPY (SELECT * FROM {qi(t)}) TO {ql(str(tmp))} ({options})")
         os.replace(tmp, target)
         written.append(target)
-    for t in ADJUSTMENT_TABLES:
+    for t in OPTIONAL_TABLES:
         if t not in tables:
             sidecar(path, t).unlink(missing_ok=True)
     return written

@@ -1,6 +1,8 @@
 """The simulation-log schema: the one contract shared by ``driftstats`` and ``collectors``.
 
-Documented in ``docs/schema.md`` (a test keeps the two in sync). A log is four tables:
+Documented in ``docs/schema.md`` (a test keeps the two in sync). Every table is declared once,
+in :data:`SCHEMA`; the readers, writers, :class:`~driftstats.SimLog` and the collectors' store
+derive their table lists from it. A log is four tables, plus three optional ones:
 
 * ``answers`` - one row per elicited answer (long format); required.
 * ``items``   - one row per item: text, ordered options, scale, role.
@@ -20,7 +22,7 @@ recorded in the log's diagnostics) when absent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = [
     "ADJUSTMENTS",
@@ -30,6 +32,7 @@ __all__ = [
     "ANSWER_KEYS",
     "ARMS",
     "ARM_KINDS",
+    "CORE_SIDE_TABLES",
     "DIALOGUE_ENDS",
     "DIALOGUE_END_ITEM",
     "DIALOGUE_TURNS_ITEM",
@@ -37,16 +40,24 @@ __all__ = [
     "ITERATIONS",
     "MESSAGE_ROLES",
     "MODES",
+    "OPTIONAL_TABLES",
     "PERSONAS",
     "ROLES",
     "SCALES",
+    "SCHEMA",
     "SCHEMA_VERSION",
+    "SIDE_TABLES",
     "STOP_RULES",
+    "TABLES",
+    "TABLE_KEYS",
     "TRANSCRIPTS",
+    "ArmKind",
     "Field",
     "Mode",
     "Role",
     "Scale",
+    "Table",
+    "TableName",
 ]
 
 SCHEMA_VERSION = "1"
@@ -56,10 +67,11 @@ Scale = Literal["ordinal", "nominal", "numeric"]
 Mode = Literal["sample", "dist"]
 ArmKind = Literal["control", "treatment", "placebo"]
 
-ROLES: tuple[str, ...] = ("primary", "nco", "fidelity", "confounder", "covariate", "proxy", "other")
-SCALES: tuple[str, ...] = ("ordinal", "nominal", "numeric")
-MODES: tuple[str, ...] = ("sample", "dist")
-ARM_KINDS: tuple[str, ...] = ("control", "treatment", "placebo")
+#: The values of the aliases above, for run-time checks (the aliases are their one declaration).
+ROLES: tuple[str, ...] = get_args(Role)
+SCALES: tuple[str, ...] = get_args(Scale)
+MODES: tuple[str, ...] = get_args(Mode)
+ARM_KINDS: tuple[str, ...] = get_args(ArmKind)
 ADJUSTMENT_STATUSES: tuple[str, ...] = ("specified", "added", "candidate", "invalid")
 ADJUSTMENT_SOURCES: tuple[str, ...] = ("base", "population", "analyst", "model")
 STOP_RULES: tuple[str, ...] = ("equivalence", "no_change", "max_iterations", "no_candidates")
@@ -220,22 +232,52 @@ ANSWER_KEYS: tuple[str, ...] = (
     "replicate",
 )
 
-TABLES: dict[str, tuple[Field, ...]] = {
-    "answers": ANSWERS,
-    "items": ITEMS,
-    "personas": PERSONAS,
-    "arms": ARMS,
-    "iterations": ITERATIONS,
-    "adjustments": ADJUSTMENTS,
-    "transcripts": TRANSCRIPTS,
-}
+TableName = Literal["answers", "items", "personas", "arms", "iterations", "adjustments", "transcripts"]
 
-TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "answers": ANSWER_KEYS,  # plus `response` in mode 'dist'
-    "items": ("item",),
-    "personas": ("unit_id", "attribute"),
-    "arms": ("arm",),
-    "iterations": ("study", "model", "path", "iteration"),
-    "adjustments": ("study", "model", "path", "iteration", "attribute"),
-    "transcripts": ("unit_id", "message"),
-}
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One table of the log: the single declaration every reader, writer and store derives from.
+
+    ``optional``: an optional table is empty when absent, is written (sidecar file, DuckDB table)
+    only when it holds rows, is stored and returned in the order of its ``keys``, and enters the
+    log's fingerprint only when it holds rows. The other side tables (``items``, ``personas``,
+    ``arms``) are inferred from the answers when absent. ``json_arrays``: columns holding a JSON
+    array of strings; ``json_values``: columns holding any JSON array (e.g. objects); a frame may
+    give both as Python lists.
+    """
+
+    name: str
+    fields: tuple[Field, ...]
+    keys: tuple[str, ...]
+    optional: bool = False
+    json_arrays: tuple[str, ...] = ()
+    json_values: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+#: Every table of the log, in the order they are read, written and documented.
+SCHEMA: dict[str, Table] = {t.name: t for t in (
+    Table("answers", ANSWERS, ANSWER_KEYS),  # plus `response` in mode 'dist'
+    Table("items", ITEMS, ("item",), json_arrays=("options",)),
+    Table("personas", PERSONAS, ("unit_id", "attribute")),
+    Table("arms", ARMS, ("arm",)),
+    Table("iterations", ITERATIONS, ("study", "model", "path", "iteration"), optional=True,
+          json_arrays=("spec", "rules_fired")),
+    Table("adjustments", ADJUSTMENTS, ("study", "model", "path", "iteration", "attribute"), optional=True,
+          json_arrays=("options",)),
+    Table("transcripts", TRANSCRIPTS, ("unit_id", "message"), optional=True, json_values=("tool_calls",)),
+)}
+
+TABLES: dict[str, tuple[Field, ...]] = {name: t.fields for name, t in SCHEMA.items()}
+TABLE_KEYS: dict[str, tuple[str, ...]] = {name: t.keys for name, t in SCHEMA.items()}
+#: The side tables (every table but ``answers``), the optional ones among them, and those inferred when absent.
+SIDE_TABLES: tuple[str, ...] = tuple(n for n in SCHEMA if n != "answers")
+OPTIONAL_TABLES: tuple[str, ...] = tuple(n for n, t in SCHEMA.items() if t.optional)
+CORE_SIDE_TABLES: tuple[str, ...] = tuple(n for n in SIDE_TABLES if n not in OPTIONAL_TABLES)
+
+if get_args(TableName) != tuple(SCHEMA):  # pragma: no cover - a declaration error, caught by any import
+    raise RuntimeError(f"schema: TableName {get_args(TableName)} does not list the tables of SCHEMA {tuple(SCHEMA)}")

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import duckdb
 import pandas as pd
@@ -18,6 +18,7 @@ from driftstats._args import as_columns, check_choice
 from driftstats.errors import (
     IncompleteLogError,
     InvalidArgumentError,
+    LogNotFoundError,
     LogValidationError,
     MissingColumnError,
 )
@@ -25,7 +26,6 @@ from driftstats.log._sql import connect, qi
 from driftstats.log.build import Missing, build_tables
 from driftstats.log.edsl import from_edsl, read_edsl_frame
 from driftstats.log.io import (
-    SIDE_TABLES,
     FileFormat,
     Loaded,
     as_arrow,
@@ -37,19 +37,20 @@ from driftstats.log.io import (
     write_tables,
 )
 from driftstats.log.schema import (
-    ADJUSTMENTS,
     ANSWERS,
-    ARMS,
-    ITEMS,
-    ITERATIONS,
-    PERSONAS,
+    OPTIONAL_TABLES,
+    SIDE_TABLES,
     TABLE_KEYS,
+    TABLES,
     SqlType,
+    TableName,
 )
 from driftstats.log.summary import LogSummary, summarize_log
 
-__all__ = ["ItemInfo", "SimLog", "as_log", "read_log"]
+__all__ = ["ItemInfo", "SimLog", "as_log", "importer_formats", "read_log"]
 
+#: The built-in formats; read_log also takes the name of a registered importer
+#: (:data:`driftstats.log.importers.IMPORTERS`, see :func:`importer_formats`).
 ReadFormat = Literal["parquet", "csv", "jsonl", "duckdb", "edsl"]
 #: What read_log reads: a path, a pandas / polars DataFrame, a pyarrow Table, or a dict of such tables.
 Source = str | os.PathLike[str] | pd.DataFrame | Any
@@ -60,11 +61,6 @@ _PANDAS_TYPES: dict[SqlType, str] = {
     "DOUBLE": "float64",
     "BOOLEAN": "boolean",
 }
-_FIELDS = {"answers": ANSWERS, "items": ITEMS, "personas": PERSONAS, "arms": ARMS, "iterations": ITERATIONS,
-           "adjustments": ADJUSTMENTS}
-#: Tables returned in the order of their keys (the others keep the order they were given in).
-_KEY_ORDERED = ("iterations", "adjustments")
-TableName = Literal["answers", "items", "personas", "arms", "iterations", "adjustments"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +82,9 @@ class ItemInfo:
 class SimLog:
     """A validated simulation log (see ``docs/schema.md``).
 
-    Holds four tables (``answers``, ``items``, ``personas``, ``arms``) and, for adjustment
-    studies, ``iterations`` and ``adjustments`` (empty otherwise) in an in-process DuckDB
+    Holds four tables (``answers``, ``items``, ``personas``, ``arms``) and the optional ones:
+    ``iterations`` and ``adjustments`` of adjustment studies, ``transcripts`` of dialogues
+    (empty otherwise; see :data:`driftstats.log.schema.SCHEMA`) in an in-process DuckDB
     database, so the same log can be queried with pandas (:meth:`to_pandas`) or SQL
     (:meth:`sql`). Create one with :func:`read_log`.
     """
@@ -123,14 +120,17 @@ class SimLog:
     def to_pandas(self, table: TableName = "answers") -> pd.DataFrame:
         """A table as a pandas DataFrame with schema dtypes (nullable ``Int64``, ``string``, ...).
 
-        ``iterations`` and ``adjustments`` are ordered by their keys and have the schema's
-        columns even when the log has none (a log of no adjustment study).
+        The optional tables (``iterations``, ``adjustments``, ``transcripts``) are ordered by
+        their keys and have the schema's columns even when the log has none.
         """
-        if table not in _FIELDS:
-            raise InvalidArgumentError(f"table must be one of {list(_FIELDS)}; got {table!r}.")
-        order = f" ORDER BY {', '.join(qi(k) for k in TABLE_KEYS[table])}" if table in _KEY_ORDERED else ""
-        frame = self._con.execute(f"SELECT * FROM {qi(table)}{order}").df()
-        for f in _FIELDS[table]:
+        if table not in TABLES:
+            raise InvalidArgumentError(f"table must be one of {list(TABLES)}; got {table!r}.")
+        order = f" ORDER BY {', '.join(qi(k) for k in TABLE_KEYS[table])}" if table in OPTIONAL_TABLES else ""
+        return self._typed_frame(table, self._con.execute(f"SELECT * FROM {qi(table)}{order}").df())
+
+    @staticmethod
+    def _typed_frame(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+        for f in TABLES[table]:
             if f.name in frame.columns and f.sql in _PANDAS_TYPES:
                 frame[f.name] = frame[f.name].astype(_PANDAS_TYPES[f.sql])
         return frame
@@ -163,6 +163,36 @@ class SimLog:
         """
         return self.to_pandas("adjustments")
 
+    @property
+    def transcripts(self) -> pd.DataFrame:
+        """One row per message of the units' intervention dialogues, ordered by (unit_id, message).
+
+        Empty, with the schema's columns, when the log has no dialogues.
+        """
+        return self.to_pandas("transcripts")
+
+    @property
+    def has_transcripts(self) -> bool:
+        """True when the log holds transcript messages (a dialogue study or an imported agent log)."""
+        return bool(self._con.execute("SELECT count(*) FROM transcripts").fetchall()[0][0])
+
+    def transcript(self, unit_id: str) -> pd.DataFrame:
+        """The messages of one unit's dialogue, in order (empty when the unit has no transcript).
+
+        Raises
+        ------
+        InvalidArgumentError
+            ``unit_id`` is not a unit of the log.
+        """
+        if not isinstance(unit_id, str):
+            raise InvalidArgumentError(f"unit_id must be a string (a unit of answers.unit_id); got {unit_id!r}.")
+        if not self._con.execute("SELECT count(*) FROM answers WHERE unit_id = ?", [unit_id]).fetchall()[0][0]:
+            raise InvalidArgumentError(
+                f"unit_id {unit_id!r} is not a unit of this log. Fix: take one from log.to_pandas()['unit_id'] "
+                "(units with a transcript: log.transcripts['unit_id'].unique()).")
+        frame = self._con.execute("SELECT * FROM transcripts WHERE unit_id = ? ORDER BY message", [unit_id]).df()
+        return self._typed_frame("transcripts", frame)
+
     def personas_wide(self, *, specified: bool | None = None) -> pd.DataFrame:
         """One row per unit, one column per persona attribute (values as text)."""
         frame = self.personas
@@ -176,7 +206,7 @@ class SimLog:
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run a SQL query against the log's tables (``answers``, ``items``, ``personas``, ``arms``,
-        ``iterations``, ``adjustments``)."""
+        ``iterations``, ``adjustments``, ``transcripts``)."""
         return self._con.execute(query, list(params or [])).df()
 
     @property
@@ -217,19 +247,25 @@ class SimLog:
     def fingerprint(self) -> str:
         """A content hash of the tables (16 hex digits), independent of row order.
 
-        Covers ``answers``, ``items``, ``personas``, ``arms`` and, when they hold rows,
-        ``iterations`` and ``adjustments`` (so a log without them keeps the fingerprint it
-        always had). Every result computed from this log carries it in ``provenance``, so a
-        number can be traced to the exact data it came from. Computed once (one scan) and cached.
+        Covers ``answers``, ``items``, ``personas``, ``arms`` and, when they hold rows, the
+        optional tables ``iterations``, ``adjustments`` and ``transcripts`` (so a log without
+        them keeps the fingerprint it always had; likewise the answers column
+        ``dialogue_sha256`` enters only when it holds a value). Every result computed from
+        this log carries it in ``provenance``, so a number can be traced to the exact data it
+        came from. Computed once (one scan per table) and cached.
         """
         if self._fingerprint is None:
             import hashlib
 
             h = hashlib.sha256()
-            for table in _FIELDS:
+            for table in TABLES:
+                source = qi(table)
+                if table == "answers" and not self._con.execute(
+                        "SELECT count(dialogue_sha256) FROM answers").fetchall()[0][0]:
+                    source = "(SELECT * EXCLUDE (dialogue_sha256) FROM answers)"  # the hash of logs before the column
                 n, x = self._con.execute(
-                    f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {qi(table)} AS t").fetchall()[0]
-                if table in _KEY_ORDERED and not n:
+                    f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {source} AS t").fetchall()[0]
+                if table in OPTIONAL_TABLES and not n:
                     continue
                 h.update(f"{table}:{n}:{x};".encode())
             self._fingerprint = h.hexdigest()[:16]
@@ -244,8 +280,9 @@ class SimLog:
         path
             The answers file (``runs.parquet``, ``runs.csv``, ``runs.jsonl``) or the DuckDB file.
             Sidecars ``runs.items.parquet``, ``runs.personas.parquet``, ``runs.arms.parquet`` sit
-            next to it (same format), and ``runs.iterations.parquet``, ``runs.adjustments.parquet``
-            when the log has those tables (rows); a DuckDB file holds every table.
+            next to it (same format), and ``runs.iterations.parquet``, ``runs.adjustments.parquet``,
+            ``runs.transcripts.parquet`` when the log has those tables (rows); a DuckDB file holds
+            every table.
         format
             Overrides the suffix.
 
@@ -253,7 +290,7 @@ class SimLog:
         -------
         list of Path
             The paths written. Each file is written to a temporary name and renamed when complete.
-            A sidecar ``runs.iterations.*`` / ``runs.adjustments.*`` left by an earlier write to the
+            A sidecar ``runs.iterations.*`` / ``runs.adjustments.*`` / ``runs.transcripts.*`` left by an earlier write to the
             same path is removed when this log has no such rows.
 
         Notes
@@ -321,7 +358,7 @@ def _is_path(x: object) -> bool:
 _SOURCES = (
     "a path to a log file (.parquet, .csv, .jsonl, .duckdb), a pandas or polars DataFrame, a pyarrow Table, "
     "or a dict of such tables {'answers': ..., 'items': ..., 'personas': ..., 'arms': ..., 'iterations': ..., "
-    "'adjustments': ...}"
+    "'adjustments': ..., 'transcripts': ...}"
 )
 
 
@@ -332,8 +369,8 @@ def _split_tables(source: Any, overrides: dict[str, Any]) -> tuple[Any, dict[str
     unknown = sorted(map(str, set(source) - {"answers", *SIDE_TABLES}))
     if unknown or "answers" not in source:
         raise InvalidArgumentError(
-            f"a dict source holds the log's tables under the keys 'answers' (required), 'items', 'personas', "
-            f"'arms', 'iterations', 'adjustments'; got keys {sorted(map(str, source))}. Fix: rename the keys"
+            f"a dict source holds the log's tables under the keys 'answers' (required), "
+            f"{', '.join(map(repr, SIDE_TABLES))}; got keys {sorted(map(str, source))}. Fix: rename the keys"
             + (f" (unknown: {unknown})." if unknown else "; add 'answers'.")
         )
     out = dict(overrides)
@@ -358,19 +395,20 @@ def _check_source(source: Any) -> None:
 def read_log(
     source: Source,
     *,
-    format: ReadFormat | None = None,
+    format: ReadFormat | str | None = None,
     mapping: Mapping[str, str] | None = None,
     items: Source | None = None,
     personas: Source | None = None,
     arms: Source | None = None,
     iterations: Source | None = None,
     adjustments: Source | None = None,
+    transcripts: Source | None = None,
     persona: str | Sequence[str] | None = None,
     nco: str | Sequence[str] | None = None,
     primary: str | Sequence[str] | None = None,
     fidelity: str | Sequence[str] | None = None,
     roles: Mapping[str, str] | None = None,
-    arm: str | None = None,
+    arm: str | Sequence[str | None] | None = None,
     table: str | None = None,
     missing: Missing = "error",
     likert: bool = False,
@@ -383,11 +421,15 @@ def read_log(
         A path (``.parquet``, ``.csv``, ``.jsonl``, ``.duckdb``), a pandas or polars DataFrame or a
         pyarrow Table of answers (long format: one row per answer), or a dict of such tables
         ``{"answers": ..., "items": ..., "personas": ..., "arms": ..., "iterations": ...,
-        "adjustments": ...}``. Side tables are read from sidecar files (``runs.items.parquet``,
+        "adjustments": ..., "transcripts": ...}``. For an importer format (see ``format``): one
+        path or a list / tuple of paths. Side tables are read from sidecar files (``runs.items.parquet``,
         ``runs.iterations.parquet``, ...) or the DuckDB file's tables when present. A path is taken literally (``*``, ``?`` and ``[`` are not glob patterns). A
         wide table (one column per question) is read with :func:`driftstats.log.from_wide`.
     format
-        Overrides the suffix; ``"edsl"`` imports an edsl ``Results`` export (CSV/JSONL).
+        Overrides the suffix; ``"edsl"`` imports an edsl ``Results`` export (CSV/JSONL). The name of
+        a registered importer (:func:`importer_formats`, :mod:`driftstats.log.importers`) imports
+        that tool's files (one path or a list of them); the imported tables are validated like
+        any log, and side tables given as arguments replace the imported ones.
     mapping
         ``{"their_column": "schema_column"}`` for foreign logs. Every target must be a column
         of the answers schema (``docs/schema.md``) or a persona column named in ``persona``.
@@ -398,6 +440,11 @@ def read_log(
         The side tables of an adjustment study (optional; ``docs/schema.md``), given the same
         ways. JSON-array columns (``spec``, ``rules_fired``, ``options``) may hold Python lists.
         Each iteration's (model, iteration, run_id) must match answers of the log.
+    transcripts
+        The messages of the units' intervention dialogues (optional; ``docs/schema.md``), given
+        the same ways (sidecar ``runs.transcripts.parquet``, DuckDB table ``transcripts``).
+        ``tool_calls`` may hold Python lists. Message hashes are checked where given and derived
+        where missing; empty messages are kept and flagged invalid.
     persona
         Columns of the answers holding persona attributes (one value per unit); they are
         moved to the personas table.
@@ -405,7 +452,9 @@ def read_log(
         Assign item roles by name (override the log's own).
     arm
         The column that names the arm (shortcut for ``mapping={arm: "arm"}``; for edsl
-        e.g. ``"scenario.arm"``).
+        e.g. ``"scenario.arm"``). For an importer format it names *arms*, not a column: a
+        string gives the arm of a single file, a list one arm name per file (``None``: the
+        arm the file itself records).
     table
         For DuckDB sources: the answers table name (default ``answers``).
     missing
@@ -466,7 +515,7 @@ def read_log(
     """
     return _read_log(
         source, format=format, mapping=mapping, items=items, personas=personas, arms=arms, iterations=iterations,
-        adjustments=adjustments, persona=persona,
+        adjustments=adjustments, transcripts=transcripts, persona=persona,
         nco=nco, primary=primary, fidelity=fidelity, roles=roles, arm=arm, table=table, missing=missing,
         likert=likert,
     )
@@ -488,12 +537,13 @@ def _read_log(
     arms: Any = None,
     iterations: Any = None,
     adjustments: Any = None,
+    transcripts: Any = None,
     persona: str | Sequence[str] | None = None,
     nco: str | Sequence[str] | None = None,
     primary: str | Sequence[str] | None = None,
     fidelity: str | Sequence[str] | None = None,
     roles: Mapping[str, str] | None = None,
-    arm: str | None = None,
+    arm: Any = None,
     table: str | None = None,
     missing: Missing = "error",
     likert: bool = False,
@@ -503,22 +553,42 @@ def _read_log(
     check_choice("missing", missing, Missing)
     if not isinstance(likert, bool):
         raise InvalidArgumentError(f"likert must be True or False; got {likert!r}.")
-    if format is not None:
-        check_choice("format", format, ReadFormat)
+    importer = _check_format(format)
     role_map = _role_map(nco, primary, fidelity, roles)
     persona_cols = as_columns("persona", persona)
-    source, side = _split_tables(source, {"items": items, "personas": personas, "arms": arms,
-                                          "iterations": iterations, "adjustments": adjustments})
-    _check_source(source)
-    is_path = _is_path(source)
+    given = {"items": items, "personas": personas, "arms": arms, "iterations": iterations,
+             "adjustments": adjustments, "transcripts": transcripts}
+    if importer is not None:
+        paths, arm_names = _importer_sources(str(format), source, arm)
+        side = given
+        is_path = False
+        label = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} files)"
+    else:
+        if arm is not None and not isinstance(arm, str):
+            raise InvalidArgumentError(
+                f"arm= names the column that holds the arm (a string); got {type(arm).__name__}. A list of arm "
+                f"names is taken only by importer formats ({', '.join(importer_formats()) or 'none registered'}).")
+        source, side = _split_tables(source, given)
+        _check_source(source)
+        is_path = _is_path(source)
+        label = str(source) if is_path else type(source).__name__
     if table is not None and not (is_path and format in (None, "duckdb")):
         raise InvalidArgumentError("table= names the answers table of a DuckDB file; it applies only to .duckdb paths.")
     con = connect()
-    label = str(source) if is_path else type(source).__name__
     path = Path(source) if is_path else None
     loaded = Loaded()
     with contextlib.ExitStack() as tmp:
-        if format == "edsl":
+        if importer is not None:
+            tables = _imported_tables(str(format), importer(paths, arms=arm_names))
+            for name, t in tables.items():
+                override = side.get(name)
+                _load(con, name, override if override is not None else t, tmp)
+            for name in SIDE_TABLES:  # tables the format does not hold
+                if name not in tables and side.get(name) is not None:
+                    _load(con, name, side[name], tmp)
+            if mapping:
+                _apply_mapping(con, dict(mapping), persona_cols)
+        elif format == "edsl":
             if arm is None:
                 raise InvalidArgumentError(
                     "format='edsl' needs arm='scenario.<key>': the scenario column that names the arm."
@@ -530,7 +600,7 @@ def _read_log(
             for name, t in tables.items():
                 override = side.get(name)
                 _load(con, name, override if override is not None else t, tmp)
-            for name in SIDE_TABLES:  # tables an edsl export does not hold (iterations, adjustments)
+            for name in SIDE_TABLES:  # tables an edsl export does not hold (iterations, adjustments, transcripts)
                 if name not in tables and side.get(name) is not None:
                     _load(con, name, side[name], tmp)
             role_map = {}  # already applied
@@ -582,6 +652,95 @@ def _read_log(
             f"incomplete run: {loaded.store.describe()}; the log holds the finished units only (resume with "
             f"`driftstats simulate STUDY --out {label}`)")
     return SimLog(con, diagnostics=[*notes, *diagnostics], source=label)
+
+
+def importer_formats() -> tuple[str, ...]:
+    """The formats of the registered importers (:data:`driftstats.log.importers.IMPORTERS`), sorted.
+
+    The modules of :mod:`driftstats.log.importers` are imported on the first call (each registers
+    its format); a module whose optional dependency is missing registers nothing.
+    """
+    import importlib
+    import pkgutil
+
+    import driftstats.log.importers as package
+
+    global _IMPORTERS_LOADED
+    if not _IMPORTERS_LOADED:
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(f"{package.__name__}.{info.name}")
+        _IMPORTERS_LOADED = True
+    return tuple(sorted(package.IMPORTERS))
+
+
+_IMPORTERS_LOADED = False
+
+
+def _check_format(format: Any) -> Any:
+    """``None`` for the built-in formats (checked), the importer for a registered importer's name."""
+    if format is None or (isinstance(format, str) and format in get_args(ReadFormat)):
+        return None
+    names = importer_formats() if isinstance(format, str) else ()
+    if format in names:
+        from driftstats.log.importers import IMPORTERS
+
+        return IMPORTERS[format]
+    allowed = [*get_args(ReadFormat), *names]
+    raise InvalidArgumentError(
+        f"format must be one of {', '.join(map(repr, allowed))}; got {format!r}. Fix: pass one of these (the "
+        "names after 'edsl' are the registered importers of driftstats.log.importers), or omit format= to take "
+        "it from the file's suffix.")
+
+
+def _importer_sources(format: str, source: Any, arm: Any) -> tuple[list[Path], list[str | None]]:
+    """The files of an importer format (one path or a list / tuple of paths) and one arm name (or None) per file."""
+    items = list(source) if isinstance(source, (list, tuple)) else [source]
+    bad = [type(p).__name__ for p in items if not _is_path(p)]
+    if not items or bad:
+        raise InvalidArgumentError(
+            f"format={format!r} reads files: source must be a path or a list / tuple of paths; got "
+            f"{'an empty ' + type(source).__name__ if not items else 'a ' + bad[0]}. Fix: pass the file(s) to import.")
+    paths = [Path(p) for p in items]
+    for p in paths:
+        if not p.exists():
+            raise LogNotFoundError(
+                f"{format}: no such file: {str(p)!r}. Fix: check the path (it is taken literally: glob characters "
+                "such as * and [ are not expanded).")
+    if arm is None:
+        arms: list[str | None] = [None] * len(paths)
+    elif isinstance(arm, str):
+        if len(paths) != 1:
+            raise InvalidArgumentError(
+                f"format={format!r}: arm={arm!r} names the arm of one file, but {len(paths)} files are given. Fix: "
+                "pass one arm name per file, arm=['control', 'treatment', ...] (None: the arm the file records).")
+        arms = [arm]
+    elif isinstance(arm, Sequence) and all(a is None or isinstance(a, str) for a in arm):
+        arms = list(arm)
+        if len(arms) != len(paths):
+            raise InvalidArgumentError(
+                f"format={format!r}: arm= gives {len(arms)} arm name(s) for {len(paths)} file(s). Fix: pass one arm "
+                "name per file, in the order of the files (None: the arm the file records).")
+    else:
+        raise InvalidArgumentError(
+            f"format={format!r}: arm= must be an arm name or a list of arm names (one per file, None: the arm the "
+            f"file records); got {arm!r}.")
+    return paths, arms
+
+
+def _imported_tables(format: str, tables: Any) -> dict[str, Any]:
+    """The importer's tables, checked: a mapping with ``answers`` and schema side tables only."""
+    if not isinstance(tables, Mapping) or "answers" not in tables:
+        raise InvalidArgumentError(
+            f"the importer of format={format!r} returned {type(tables).__name__} without an 'answers' table; an "
+            "importer returns a dict of the log's tables ('answers' required). Fix the importer.")
+    unknown = sorted(map(str, set(tables) - {"answers", *SIDE_TABLES}))
+    if unknown:
+        raise InvalidArgumentError(
+            f"the importer of format={format!r} returned tables {unknown} that the log schema does not have "
+            f"(tables: {list(TABLES)}). Fix the importer.")
+    return {k: v for k, v in tables.items() if v is not None}
 
 
 def _load(con: duckdb.DuckDBPyConnection, name: str, src: Any, tmp: contextlib.ExitStack) -> None:

@@ -1,4 +1,4 @@
-"""What a log holds: sizes, invalid answers, provenance completeness."""
+"""What a log holds: sizes, invalid answers, provenance completeness, adjustment paths and dialogues."""
 
 from __future__ import annotations
 
@@ -79,6 +79,20 @@ def _adjustment_fact(log: SimLog) -> str | None:
     return f"{_plural(models, 'model')} x {_plural(paths, 'path')}, {span}"
 
 
+def _dialogue_fact(log: SimLog) -> str | None:
+    """The dialogues of the log, e.g. ``'40 units with a transcript, 312 messages, 2-5 turns'``; None without any."""
+    from driftstats.log.query.dialogue import dialogue_overview
+
+    d = dialogue_overview(log)
+    if not d.units:
+        return None
+    turns = f"{d.min_turns} turns" if d.min_turns == d.max_turns else f"{d.min_turns}-{d.max_turns} turns"
+    text = f"{_plural(d.units, 'unit')} with a transcript, {_plural(d.messages, 'message')}, {turns}"
+    if d.invalid_messages:
+        text += f" ({d.invalid_messages} invalid message{'' if d.invalid_messages == 1 else 's'})"
+    return text
+
+
 def summarize_log(log: SimLog) -> LogSummary:
     con = log.con
     sizes = con.execute(
@@ -125,6 +139,9 @@ def summarize_log(log: SimLog) -> LogSummary:
     adjustment = _adjustment_fact(log)
     if adjustment is not None:
         facts["adjustment"] = adjustment
+    dialogue = _dialogue_fact(log)
+    if dialogue is not None:
+        facts["dialogue"] = dialogue
     return LogSummary(
         source=log.source,
         sizes=sizes,

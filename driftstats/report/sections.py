@@ -1,4 +1,4 @@
-"""The built-in report sections: data, drift, fidelity, effects and corrections."""
+"""The built-in report sections: data, drift, dialogue, fidelity, effects and corrections, adjustment."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ from typing import Any
 
 import pandas as pd
 
+from driftstats.log.schema import DIALOGUE_END_ITEM, DIALOGUE_TURNS_ITEM
 from driftstats.report.render import Block, Section, figure, register_section, table
 from driftstats.report.steps import group_label
 
-__all__ = ["adjustment_section", "data_section", "drift_section", "effects_section", "fidelity_section"]
+__all__ = ["adjustment_section", "data_section", "dialogue_section", "drift_section", "effects_section",
+           "fidelity_section"]
 
 #: Above this many naive and corrected estimates (several runs), the corrections figure gives way to the tables.
 MAX_CORRECTION_ROWS = 40
 #: Above this many runs, the drift section's NCO distributions figure gives way to a pointer.
 MAX_DISTRIBUTION_GROUPS = 6
+#: The dialogue section's transcript viewer shows this many units per arm (the first by unit_id).
+TRANSCRIPTS_PER_ARM = 3
 
 _REGISTERED = False
 
@@ -43,8 +47,10 @@ def data_section(a: Any) -> Section:
     for d in s.diagnostics:
         blocks.append(Block("skipped", d))
     blocks.append(Block("heading", "Audit steps"))
+    # the dialogue step applies to dialogue logs only: other logs' reports do not list it
+    steps = [o for o in a.steps if o.name != "dialogue" or a.log.has_transcripts]
     blocks.append(table(pd.DataFrame([{"step": o.title, "status": o.status, "why": o.reason or "",
-                                       "warnings": "; ".join(o.warnings)} for o in a.steps])))
+                                       "warnings": "; ".join(o.warnings)} for o in steps])))
     return Section("data", "The log", blocks)
 
 
@@ -95,10 +101,32 @@ def drift_section(a: Any) -> Section:
     return Section("drift", "Drift: negative control outcomes", blocks)
 
 
+def _after_dialogue_text(a: Any, items: tuple[str, ...]) -> str | None:
+    """Whether the fidelity probes were asked after the dialogue, as the log records it; None without transcripts."""
+    from driftstats.log.query.dialogue import answers_after_dialogue
+
+    if not a.log.has_transcripts or not items:
+        return None
+    with_hash, total = answers_after_dialogue(a.log, items)
+    if total and with_hash == total:
+        return (f"The intervention is a dialogue: the fidelity probes were asked after it ended (all {total} fidelity "
+                "answers of units with a transcript carry the transcript's hash, answers.dialogue_sha256), so the shares "
+                "below measure what the persona still reports after the whole conversation.")
+    if with_hash:
+        return (f"The intervention is a dialogue: {with_hash} of the {total} fidelity answers of units with a transcript "
+                "carry the transcript's hash (answers.dialogue_sha256: asked after the dialogue); the log does not "
+                "record when the others were asked.")
+    return ("The intervention is a dialogue; the fidelity answers carry no transcript hash (answers.dialogue_sha256), "
+            "so the log does not record whether the probes were asked after it.")
+
+
 def fidelity_section(a: Any) -> Section:
     blocks = [Block("text", "Specified persona attributes, re-asked after the intervention: the share of units that report "
                             "what their persona specifies, per arm, and the arm difference (paired when personas are matched). "
                             "A fidelity gap between arms means drift reached even the specified attributes.")]
+    after = _after_dialogue_text(a, a.log.item_names("fidelity"))
+    if after:
+        blocks.append(Block("text", after))
     fid = a.results.get("fidelity")
     if fid is None:
         blocks.append(Block("skipped", a.skipped.get("fidelity", "no fidelity results")))
@@ -108,6 +136,104 @@ def fidelity_section(a: Any) -> Section:
                             rename={"share_1": "share (arm)", "share_0": "share (reference)", "estimate": "difference"}))
         blocks.append(figure(fid.plot(), "fidelity by attribute and arm"))
     return Section("fidelity", "Persona fidelity", blocks)
+
+
+def _plain_text(value: Any) -> str | None:
+    """A cell of the log as text (None for a missing value); escaped by the template, never marked safe."""
+    return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
+
+
+def _transcript_blocks(a: Any, by: tuple[str, ...]) -> list[Block]:
+    """The viewer: the first units of each arm, one collapsible ``transcript`` block per unit."""
+    from driftstats.log.query.dialogue import transcript_sample, unit_ends
+
+    sample = transcript_sample(a.log, TRANSCRIPTS_PER_ARM)
+    ends = unit_ends(a.log)
+    blocks: list[Block] = []
+    by = by if by and len(sample[list(by)].drop_duplicates()) > 1 else ()  # name the run only when there are several
+    for arm, units in sample.groupby("arm", sort=False):
+        blocks.append(Block("heading", f"Transcripts: arm {arm}"))
+        for unit, msgs in units.groupby("unit_id", sort=True):
+            first = msgs.iloc[0]
+            where = f", {group_label({k: first[k] for k in by})}" if by else ""
+            end = _plain_text(ends.get(unit))
+            n_turns = int(msgs["turn"].nunique())
+            summary = (f"unit {unit}{where}: {len(msgs)} message{'s' if len(msgs) != 1 else ''}, {n_turns} "
+                       f"turn{'s' if n_turns != 1 else ''}" + (f", ended: {end}" if end else ""))
+            messages = []
+            for m in msgs.to_dict("records"):
+                notes = [f"turn {m['turn']}"]
+                if _plain_text(m["finish_reason"]):
+                    notes.append(f"finish: {m['finish_reason']}")
+                if not bool(m["valid"]):
+                    notes.append(f"invalid: {_plain_text(m['error']) or 'no reason given'}")
+                text = _plain_text(m["text"])
+                messages.append({"role": str(m["role"]), "note": " · ".join(notes),
+                                 "text": "(no text)" if text is None else text,
+                                 "tool_calls": _plain_text(m["tool_calls"])})
+            blocks.append(Block("transcript", {"summary": summary, "messages": messages}))
+    return blocks
+
+
+def dialogue_section(a: Any) -> Section | None:
+    """How the units' intervention dialogues ran, by arm, with the drift test on them and a transcript viewer;
+    absent when the log has no transcripts."""
+    from driftstats._groups import resolve_by
+    from driftstats.log.query.dialogue import ends_by_arm, turns_by_arm
+
+    log = a.log
+    if not log.has_transcripts:
+        return None
+    title = "The dialogues"
+    res = a.results.get("dialogue")
+    by = tuple(res.by) if res is not None else resolve_by("auto", log=log, columns=log.columns())
+    blocks: list[Block] = [Block(
+        "text",
+        "The intervention of this log is a dialogue between the simulated user and an assistant, and the answers "
+        "(the NCOs, the outcome, the fidelity probes) were asked after it. How long the dialogues ran and why they "
+        "ended are outcomes of the arms too: a simulated user that stops early in one arm, or an assistant that ends "
+        "the conversation, changes what every later answer was conditioned on. So the number of turns "
+        f"({DIALOGUE_TURNS_ITEM!r}) and the end reason ({DIALOGUE_END_ITEM!r}) are tested across arms with the NCO "
+        "drift test (KS for the turns, TVD for the end reasons; permutation p-values). Unlike an NCO, a dialogue item "
+        "may legitimately respond to the intervention: a difference says that the arms' later answers were asked "
+        "after different conversations (an effect of the intervention, drift of the simulated users, or both), not "
+        "which of the two it is.")]
+    blocks.append(Block("heading", "Turns per unit, by arm"))
+    blocks.append(table(turns_by_arm(log, by), rename={
+        "units": "units", "dialogues": "units with a transcript", "invalid_messages": "invalid messages",
+        "turns_mean": "turns (mean)", "turns_min": "turns (min)", "turns_max": "turns (max)"}))
+    blocks.append(Block("heading", "How the dialogues ended, by arm (units)"))
+    if DIALOGUE_END_ITEM in log.item_names():
+        ends = ends_by_arm(log, by)
+        ends["end"] = ends["end"].astype(object).where(ends["end"].notna(), "(no valid answer)")
+        order = list(dict.fromkeys(ends["end"]))
+        wide = ends.pivot_table(index=[*by, "arm"], columns="end", values="units", aggfunc="sum", fill_value=0,
+                                sort=False).reset_index()
+        wide.columns.name = None
+        blocks.append(table(wide, [*by, "arm", *order]))
+    else:
+        blocks.append(Block("skipped", f"the log has no item {DIALOGUE_END_ITEM!r} (why each dialogue ended)"))
+    blocks.append(Block("heading", "Drift in how the dialogues ran"))
+    if res is None:
+        blocks.append(Block("skipped", a.skipped.get("dialogue", "not computed")))
+    else:
+        t = res.tidy()
+        blocks.append(table(t, ["term", "arm", "reference", *res.by, "measure", "estimate", "excess", "conf_low",
+                                "conf_high", "p_value", "p_value_fwer"],
+                            rename={"estimate": "TVD/KS", "conf_low": "CI low", "conf_high": "CI high", "p_value": "p",
+                                    "p_value_fwer": "p (FWER)"}))
+        blocks.append(Block("assumptions", [*res.assumptions, f"{DIALOGUE_TURNS_ITEM!r} and {DIALOGUE_END_ITEM!r} are "
+                                            "outcomes of the dialogue, not NCOs: the exclusion assumption (N1) does not "
+                                            "hold for them, so a difference is not by itself evidence of user drift."]))
+    after = _after_dialogue_text(a, log.item_names("fidelity"))
+    if after:
+        blocks.append(Block("heading", "Fidelity after the dialogue"))
+        blocks.append(Block("text", after + " See the persona fidelity section."))
+    blocks.append(Block("text", f"Below: the transcripts of the first {TRANSCRIPTS_PER_ARM} units of each arm (by "
+                                "unit_id) that have one; open a unit to read its dialogue. Texts are shown exactly as "
+                                "logged, as text."))
+    blocks.extend(_transcript_blocks(a, by))
+    return Section("dialogue", title, blocks)
 
 
 def effects_section(a: Any) -> Section:
@@ -255,7 +381,7 @@ def _register() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    for b in (data_section, drift_section, fidelity_section, effects_section, adjustment_section):
+    for b in (data_section, drift_section, dialogue_section, fidelity_section, effects_section, adjustment_section):
         register_section(b)
     _REGISTERED = True
 

@@ -26,6 +26,7 @@ from driftstats._result import Result
 from driftstats.errors import DriftstatsError
 from driftstats.log.query.audit import answered_units, invalid_rows
 from driftstats.log.query.design import varying_run_columns
+from driftstats.log.schema import DIALOGUE_END_ITEM, DIALOGUE_TURNS_ITEM
 from driftstats.log.simlog import SimLog
 
 __all__ = [
@@ -147,6 +148,22 @@ def _need_dist(c: Context) -> str | None:
     return None
 
 
+def dialogue_items(c: Context) -> tuple[str, ...]:
+    """The log's dialogue items (``dialogue_end``, ``dialogue_turns``) when it holds transcripts; else none."""
+    if not c.log.has_transcripts:
+        return ()
+    return tuple(i for i in (DIALOGUE_END_ITEM, DIALOGUE_TURNS_ITEM) if i in c.log.item_names())
+
+
+def _need_dialogue(c: Context) -> str | None:
+    if not c.log.has_transcripts:
+        return "the log has no transcripts: the intervention is not a dialogue"
+    if not dialogue_items(c):
+        return (f"the log has transcripts but no dialogue items ({DIALOGUE_END_ITEM!r}, {DIALOGUE_TURNS_ITEM!r}): "
+                "add them with driftstats.log.dialogue.dialogue_answers / dialogue_items")
+    return None
+
+
 def _need_one_run(c: Context) -> str | None:
     if not varying_run_columns(c.log):
         return None
@@ -173,6 +190,7 @@ NEEDS: dict[str, Callable[[Context], str | None]] = {
     "proxy": _need_proxy,
     "dist": _need_dist,
     "adjustment": _need_adjustment,
+    "dialogue": _need_dialogue,
     "one_run": _need_one_run,
 }
 
@@ -352,6 +370,12 @@ def _register_builtin() -> None:
              lambda c: fidelity(c.log, by=c.by, mode=c.settings.mode, conf_level=c.settings.conf_level,
                                 min_units=c.settings.min_units),
              items=lambda c: c.fidelity_items),
+        Step("dialogue", lambda c: f"drift in how the dialogues ran ({', '.join(dialogue_items(c))}; "
+                                   f"{c.settings.n_perm} permutations)", ("dialogue",),
+             lambda c: nco_test(c.log, nco=list(dialogue_items(c)), by=c.by, strata=c.settings.strata, mode="sample",
+                                n_perm=c.settings.n_perm, n_boot=0, conf_level=c.settings.conf_level,
+                                seed=c.settings.seed),
+             items=dialogue_items, mode="sample"),
         Step("effect", lambda c: f"observed effect on {c.outcome!r}", ("outcome",),
              lambda c: effect(c.log, outcome=c.outcome, by=c.by, mode=c.settings.mode, n_perm=c.settings.n_perm,
                               conf_level=c.settings.conf_level, seed=c.settings.seed, min_units=c.settings.min_units),

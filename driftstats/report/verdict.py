@@ -336,6 +336,29 @@ def _calibration_lines(res: Any, s: AuditSettings, by: tuple[str, ...], shown: A
     return out
 
 
+def _dialogue_lines(res: Any, s: AuditSettings, by: tuple[str, ...], shown: Any) -> list[str]:
+    """One line on how the dialogues ran (number of turns, end reason) across arms: drift or none detected."""
+    t = res.tidy()
+    t = t[t["p_value_fwer"].notna()]
+    if t.empty:
+        return []
+    rows = [r for r in t.to_dict("records") if shown(_key_of(r, by))]
+    many = len(_groups(t, by)) > 1
+    drifted = [r for r in rows if r["p_value_fwer"] < s.level]
+    if drifted:
+        parts = [f"{r['term']} between {r['arm']} and {r['reference']}"
+                 f"{' (' + _label(_key_of(r, by)) + ')' if many and by else ''} ({r['measure'].upper()} "
+                 f"{_fmt(r['estimate'])}, p (FWER) = {_fmt(r['p_value_fwer'])})" for r in drifted]
+        return ["The dialogues ran differently across arms: " + "; ".join(parts) + ". Every answer asked after the "
+                "dialogue is conditioned on a different conversation (an effect of the intervention, drift of the "
+                "simulated users, or both; see the dialogues section)."]
+    if not rows:
+        return []
+    low = min(r["p_value_fwer"] for r in rows)
+    return [f"No drift detected in how the dialogues ran (number of turns, end reason) across arms (smallest p (FWER) "
+            f"= {_fmt(low)}); absence of evidence is not evidence of absence."]
+
+
 def _p2sls_lines(res: Any) -> list[str]:
     r = res.tidy().iloc[0]
     return [f"Proximal 2SLS estimates the effect at {_fmt(r['estimate'])} [{_fmt(r['conf_low'])}, "
@@ -432,6 +455,7 @@ def write_verdict(log: SimLog, summary: LogSummary, s: AuditSettings, steps: tup
                      "iterations, the full-information reference) are in the report's sections, one row per run.")
     lines += _drift_lines(spelled, s, eff, power_text)
     for name, writer in (("fidelity", lambda r: _fidelity_lines(r, log, s, placebo, by, shown)),
+                         ("dialogue", lambda r: _dialogue_lines(r, s, by, shown)),
                          ("did", lambda r: _did_lines(r, s, placebo, by, shown)),
                          ("calibration", lambda r: _calibration_lines(r, s, by, shown)),
                          ("p2sls", _p2sls_lines)):

@@ -10,4 +10,5 @@ per consumer keeps the queries next to each other without a god module:
 * :mod:`~driftstats.log.query.fidelity` - specified persona values matched with their re-asked answers.
 * :mod:`~driftstats.log.query.audit` - the audit's size checks.
 * :mod:`~driftstats.log.query.adjustment` - per-run answer shares, unit counts and NCO answers with their true values (``adjustment_path``).
+* :mod:`~driftstats.log.query.dialogue` - the units' dialogues: sizes, turns and end reasons per arm, transcripts to show.
 """

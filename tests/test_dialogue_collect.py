@@ -139,11 +139,29 @@ def test_dialogue_is_logged_turn_by_turn_with_hashes(tmp_path, gemma) -> None:
     sampling = [json.loads(x)["dialogue"] for x in s["sampling"]]
     assert {d["batch_size"] for d in sampling} == {1}
     assert set(arm_of) == {"neutral", "persuade"}
-    # the log layer reads the store, dialogue items included
+    # the log layer reads the store (checking every message hash and chain), dialogue items included
     log = ds.read_log(tmp_path / "d.duckdb")
     assert log.item(DIALOGUE_TURNS_ITEM).scale == "numeric"
     got = log.to_pandas()
     assert set(got["item"]) == {"support", "educ", "party_check", DIALOGUE_TURNS_ITEM, DIALOGUE_END_ITEM}
+    assert log.has_transcripts
+    lt = log.transcripts
+    assert len(lt) == len(t)
+    assert (lt.sort_values(["unit_id", "message"])["dialogue_sha256"].to_numpy()
+            == t["dialogue_sha256"].to_numpy()).all()
+    one = t["unit_id"].iloc[0]
+    assert log.transcript(one)["text"].tolist() == t.loc[t["unit_id"] == one, "text"].tolist()
+    # an altered message is caught on read
+    import shutil
+
+    from driftstats.errors import InvalidValueError
+
+    shutil.copy(tmp_path / "d.duckdb", tmp_path / "altered.duckdb")
+    con = duckdb.connect(str(tmp_path / "altered.duckdb"))
+    con.execute("UPDATE transcripts SET text = text || '!' WHERE message = 1")
+    con.close()
+    with pytest.raises(InvalidValueError, match="sha256"):
+        ds.read_log(tmp_path / "altered.duckdb")
 
 
 @pytest.mark.collect

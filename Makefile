@@ -20,7 +20,7 @@ LLAMA_WHEELS     := .cache/wheels/llama-$(LLAMA_VERSION)-$(shell echo "$(LLAMA_C
 PYTHON312 := $(shell for c in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
   "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { echo "$$c"; break; }; done)
 
-.PHONY: help setup audit test test-fast test-slow data data-adjust bench browser lint clean
+.PHONY: help setup audit test test-fast test-slow data data-adjust data-dialogue bench browser lint clean
 
 help:
 	@echo "make audit   - set up (first run builds llama.cpp, ~7 min) and audit $(LOG) -> $(REPORT)"
@@ -28,6 +28,7 @@ help:
 	@echo "make test    - set up and run the full test suite"
 	@echo "make data    - regenerate the shipped log with the collector (long)"
 	@echo "make data-adjust - regenerate the shipped adjustment study (both embedded models)"
+	@echo "make data-dialogue - regenerate the shipped dialogue study (Gemma 3 270M, ~25 min on 2 cores)"
 	@echo "make bench   - run the benchmarks in bench/"
 
 $(VENV)/bin/python:
@@ -83,6 +84,9 @@ data: setup
 
 data-adjust: setup
 	$(VENV)/bin/driftstats simulate collectors/studies/anes_tax_adjust.toml --out data/anes_tax_adjust.duckdb
+
+data-dialogue: setup
+	$(VENV)/bin/driftstats simulate collectors/studies/anes_tax_dialogue.toml --out data/anes_tax_dialogue.duckdb
 
 bench: setup
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

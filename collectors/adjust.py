@@ -99,7 +99,7 @@ def proposal_schema(n: int) -> dict[str, Any]:
 
 
 def proposal_prompt(study: Study) -> str:
-    treated = [a.text for a in study.arms if a.kind == "treatment"] or [study.arms[-1].text]
+    treated = [a.intervention for a in study.arms if a.kind == "treatment"] or [study.arms[-1].intervention]
     outcome = next(i for i in study.items if i.role == "primary")
     return ("A survey experiment shows people this text:\n\"" + treated[0] + "\"\nand then asks them: \""
             + outcome.text + "\"\nQuestion: which attributes of a person would change both how they react to this "

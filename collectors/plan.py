@@ -22,6 +22,7 @@ from collectors.prompts import ItemPrompt, Prompts
 from collectors.study import ArmSpec, ItemSpec, Study
 
 __all__ = [
+    "DialoguePlan",
     "ItemTask",
     "IterationPlan",
     "SpecState",
@@ -67,14 +68,33 @@ class ItemTask:
 
 
 @dataclass(frozen=True)
+class DialoguePlan:
+    """The intervention dialogue of one unit: who speaks when, and the seed of every message.
+
+    ``seeds[(turn, role)]`` is drawn from the study seed and the names (study, model, iteration,
+    persona, arm, turn, role), so a resumed run generates the same transcript.
+    """
+
+    instructions: str  # the arm's assistant instructions
+    order: tuple[str, str]  # (first speaker, second speaker)
+    max_turns: int
+    seeds: Mapping[tuple[int, str], int]
+
+    def speaker(self, message: int) -> tuple[int, str]:
+        """(turn, role) of the 0-based ``message``."""
+        return message // 2, self.order[message % 2]
+
+
+@dataclass(frozen=True)
 class UnitPlan:
     unit_id: str
     persona_id: str
     persona_key: str  # the persona's name in seeds (p0000, p0001, ...)
     arm: ArmSpec
     persona: Persona
-    prefix: str
+    prefix: str  # for a dialogue unit: the persona prefix before the dialogue (items follow the transcript)
     tasks: tuple[ItemTask, ...]
+    dialogue: DialoguePlan | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,17 @@ def _reverse(study: Study, persona_key: str, arm: str, item: str) -> bool:
     return bool(derive_rng(d.seed, "option_order", study=study.name, **keys).random() < 0.5)
 
 
+def _dialogue_plan(study: Study, model: str, iteration: int, persona_key: str, arm: ArmSpec) -> DialoguePlan | None:
+    dlg = study.dialogue
+    if dlg is None:
+        return None
+    order = ("assistant", "user") if dlg.first == "assistant" else ("user", "assistant")
+    seeds = {(t, r): derive_seed(study.design.seed, "message", study=study.name, model=model, iteration=iteration,
+                                 persona=persona_key, arm=arm.name, turn=t, role=r)
+             for t in range(dlg.max_turns) for r in order}
+    return DialoguePlan(instructions=arm.assistant or "", order=order, max_turns=dlg.max_turns, seeds=seeds)
+
+
 def plan_iteration(
     study: Study,
     population: Population,
@@ -182,7 +213,8 @@ def plan_iteration(
                                       seeds=seeds))
             units.append(UnitPlan(unit_id=unit_id, persona_id=f"{base}-i{iteration}-{persona_key}"
                                   if d.paired else unit_id, persona_key=persona_key, arm=arm, persona=persona,
-                                  prefix=prefix, tasks=tuple(tasks)))
+                                  prefix=prefix, tasks=tuple(tasks),
+                                  dialogue=_dialogue_plan(study, model, iteration, persona_key, arm)))
     spec_names = (*study.population.specified, *spec.added)
     return IterationPlan(study=study.name, model=model, path=path, iteration=iteration,
                          run_id=run_id or (f"{base}-i{iteration}" if tag else study.name),

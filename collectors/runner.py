@@ -15,6 +15,7 @@ a resumed run writes exactly the rows of an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -30,7 +31,7 @@ from collectors.elicit import elicit_unit
 from collectors.plan import IterationPlan, persona_rows, plan_iteration
 from collectors.population import Population, load_population
 from collectors.prompts import Prompts
-from collectors.record import answer_rows, persona_rows_of
+from collectors.record import answer_rows, dialogue_rows, persona_rows_of, transcript_rows
 from collectors.store import Store, StoreLock
 from collectors.study import ItemSpec, ModelSpec, Study, StudyError
 
@@ -49,6 +50,8 @@ class RunSummary:
     evaluated_tokens: int
     answers_run: int
     iterations: tuple[str, ...] = ()  # one line per (model, path, iteration) of an adjustment study
+    dialogue_tokens: int = 0  # tokens generated in the dialogues by this run
+    dialogue_seconds: float = 0.0  # wall time spent generating them
 
     @property
     def answers_per_second(self) -> float:
@@ -60,6 +63,9 @@ class RunSummary:
         text = (f"{self.out}: {self.units_run} unit(s) run ({self.units_done_before} already done, "
                 f"{self.units_total} in the study); {self.answers} answers in the store, {self.invalid} invalid; "
                 f"{self.seconds:.1f} s, {rate:.2f} answers/s")
+        if self.dialogue_tokens:
+            text += (f"; dialogues: {self.dialogue_tokens} tokens in {self.dialogue_seconds:.1f} s "
+                     f"({self.dialogue_tokens / max(self.dialogue_seconds, 1e-9):.1f} tokens/s)")
         return "\n".join([text, *self.iterations])
 
 
@@ -95,7 +101,13 @@ def _check_models(study: Study) -> None:
 def _design_tables(items: list[ItemSpec], study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     items_t = pd.DataFrame([{"item": i.name, "text": i.text, "options": json.dumps(i.options), "scale": i.scale,
                              "role": i.role, "attribute": i.attribute} for i in items])
-    arms = pd.DataFrame([{"arm": a.name, "kind": a.kind, "intervention": a.text} for a in study.arms])
+    arms = pd.DataFrame([{"arm": a.name, "kind": a.kind, "intervention": a.intervention} for a in study.arms])
+    if study.dialogue is not None:
+        from driftstats.log.dialogue import dialogue_items
+
+        extra = dialogue_items(max_turns=study.dialogue.max_turns)
+        extra["options"] = [None if o is None else json.dumps(list(o)) for o in extra["options"]]
+        items_t = pd.concat([items_t, extra], ignore_index=True)
     return items_t, arms
 
 
@@ -116,6 +128,13 @@ class _Run:
     n_new: int = 0
     answers_run: int = 0
     lines: list[str] = field(default_factory=list)
+    dialogue: Any = None  # collectors.dialogue.DialogueRun of the current model (dialogue studies)
+    dialogue_stats: list[tuple[int, float]] = field(default_factory=list)  # (tokens, seconds) of models done
+
+    def dialogue_totals(self) -> tuple[int, float]:
+        stats = [*self.dialogue_stats] + ([(self.dialogue.generated_tokens, self.dialogue.seconds)]
+                                          if self.dialogue is not None else [])
+        return sum(t for t, _ in stats), sum(s for _, s in stats)
 
     def execute(self, plan: IterationPlan, backend: Any, m: ModelSpec, info: Mapping[str, Any], style: str,
                 label: str) -> None:
@@ -126,6 +145,9 @@ class _Run:
         already = len(plan) - len(left)
         if self.on_iteration is not None:
             self.on_iteration(label, len(plan), already)
+        if self.dialogue is not None:
+            self._execute_dialogues(plan, backend, m, info, style, already)
+            return
         for i, unit in enumerate(left):
             if self.max_units is not None and self.n_new >= self.max_units:
                 raise _Stop
@@ -140,6 +162,49 @@ class _Run:
                 self.on_unit(already + i + 1, len(plan), self.answers_run)
 
 
+    def _execute_dialogues(self, plan: IterationPlan, backend: Any, m: ModelSpec, info: Mapping[str, Any],
+                           style: str, already: int) -> None:
+        """Dialogue units, batch by batch: a batch with any unit left is generated whole (its composition is
+        the plan's, so a resumed run writes the transcripts of an uninterrupted one), then each unit left is
+        asked its items after its own transcript and written with it in one transaction."""
+        from collectors.dialogue import batches
+
+        dr = self.dialogue
+        count = already
+        for k, batch in enumerate(batches(plan.units, dr.dlg.batch_size)):
+            if all(u.unit_id in self.done for u in batch):
+                continue
+            if self.max_units is not None and self.n_new >= self.max_units:
+                raise _Stop
+            sampling = dr.sampling(k)
+            for unit, tr in zip(batch, dr.generate(batch), strict=True):
+                if unit.unit_id in self.done:
+                    continue
+                if self.max_units is not None and self.n_new >= self.max_units:
+                    raise _Stop
+                shown = tr.shown
+                after = dataclasses.replace(
+                    unit, prefix=dr.prompts.prefix(unit.persona, unit.arm, shown),
+                    tasks=tuple(dataclasses.replace(t, prompt=dr.prompts.item(unit.persona, unit.arm, t.item,
+                                                                             t.prompt.order, shown))
+                                for t in unit.tasks))
+                t_rows = transcript_rows(unit.unit_id, tr.messages)
+                chain = t_rows[-1]["dialogue_sha256"] if t_rows else None
+                rows = answer_rows(after, elicit_unit(backend, after, m), study=plan.study, run_id=plan.run_id,
+                                   iteration=plan.iteration, model=plan.model, info=info, temperature=m.temperature,
+                                   top_p=m.top_p, style=style, dialogue_sha256=chain, sampling_extra=sampling)
+                rows += dialogue_rows(unit, turns=tr.turns, end=tr.end, dialogue_sha256=chain, study=plan.study,
+                                      run_id=plan.run_id, iteration=plan.iteration, model=plan.model, info=info,
+                                      sampling=sampling)
+                self.store.write_unit(unit.unit_id, rows, persona_rows_of(unit), t_rows)
+                self.done.add(unit.unit_id)
+                self.n_new += 1
+                count += 1
+                self.answers_run += sum(1 for r in rows if r["mode"] == "sample")
+                if self.on_unit is not None:
+                    self.on_unit(count, len(plan), self.answers_run)
+
+
 def run_study(
     study: Study,
     out: str | Path,
@@ -151,6 +216,7 @@ def run_study(
     max_units: int | None = None,
     on_unit: Callable[[int, int, int], None] | None = None,
     on_iteration: Callable[[str, int, int], None] | None = None,
+    assistant_backend: Any = None,
 ) -> RunSummary:
     """Run (or resume) ``study`` into the DuckDB file ``out``: every model, path and iteration.
 
@@ -177,6 +243,8 @@ def run_study(
         Called after every unit with (units of this iteration done, units in it, answers written).
     on_iteration
         Called when an iteration starts with (label, units in it, units already done).
+    assistant_backend
+        A loaded backend for ``dialogue.assistant_model`` (default: loaded here).
 
     Returns
     -------
@@ -229,7 +297,7 @@ def run_study(
                    on_iteration=on_iteration)
         before = len(run.done)
         try:
-            _run(study, run, population, given, h)
+            _run(study, run, population, given, h, assistant_backend)
             status = "complete"
         except _Stop:
             pass  # stopped early: stays 'running', resumable
@@ -244,10 +312,12 @@ def run_study(
     return RunSummary(out=Path(out), seconds=time.perf_counter() - t0, evaluated_tokens=evaluated,
                       units_total=run.planned, units_done_before=before, units_run=run.n_new,
                       answers=counts["answers"], invalid=counts["invalid"], answers_run=run.answers_run,
-                      iterations=tuple(run.lines))
+                      iterations=tuple(run.lines),
+                      dialogue_tokens=run.dialogue_totals()[0], dialogue_seconds=run.dialogue_totals()[1])
 
 
-def _run(study: Study, run: _Run, population: Population, backends: dict[str, Any], h: str) -> None:
+def _run(study: Study, run: _Run, population: Population, backends: dict[str, Any], h: str,
+         assistant_backend: Any = None) -> None:
     store = run.store
     items_t, arms_t = _design_tables(list(study.items), study)
     store.write_design(items_t, arms_t)
@@ -267,6 +337,14 @@ def _run(study: Study, run: _Run, population: Population, backends: dict[str, An
             style = "chat" if getattr(backend, "has_chat_template", False) else "completion"
         store.set_meta("prompt_style" + suffix, style)
         prompts = Prompts(study, style=style, chat_render=backend.chat_renderer() if style == "chat" else None)
+        if study.dialogue is not None:
+            from collectors.dialogue import DialogueRun
+
+            run.dialogue = DialogueRun(study, backend, prompts, model=name, style=style,
+                                       assistant_backend=assistant_backend)
+            if study.dialogue.assistant_model is not None:
+                store.set_meta("assistant_backend" + suffix,
+                               json.dumps(run.dialogue.assistant_backend.info(), sort_keys=True))
         if study.adjustment is None:
             tagged = len(models) > 1
             plan = plan_iteration(study, population, prompts, rows, model=name,
@@ -282,5 +360,8 @@ def _run(study: Study, run: _Run, population: Population, backends: dict[str, An
         if len(models) > 1:  # one model in memory at a time
             backends.pop(tag, None)
             del backend
+            if run.dialogue is not None:
+                run.dialogue_stats.append((run.dialogue.generated_tokens, run.dialogue.seconds))
+                run.dialogue = None
             gc.collect()
 

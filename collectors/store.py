@@ -42,6 +42,7 @@ from driftstats.log.schema import (
     PERSONAS,
     SCHEMA_VERSION,
     TABLES,
+    TRANSCRIPTS,
     Field,
 )
 
@@ -373,13 +374,17 @@ class Store:
     def done_units(self) -> set[str]:
         return {r[0] for r in self._con.execute("SELECT unit_id FROM units_done").fetchall()}
 
-    def write_unit(self, unit_id: str, answers: list[dict[str, Any]], personas: list[dict[str, Any]]) -> None:
-        """Append one unit atomically."""
+    def write_unit(self, unit_id: str, answers: list[dict[str, Any]], personas: list[dict[str, Any]],
+                   transcripts: list[dict[str, Any]] | None = None) -> None:
+        """Append one unit atomically (its answers, persona rows and, for a dialogue, its transcript)."""
         a = pd.DataFrame(answers)
         p = pd.DataFrame(personas, columns=[f.name for f in PERSONAS])
-        with self._transaction(a_in=a, p_in=p) as con:
+        t = pd.DataFrame(transcripts or [], columns=[f.name for f in TRANSCRIPTS])
+        with self._transaction(a_in=a, p_in=p, t_in=t) as con:
             con.execute("INSERT INTO answers BY NAME SELECT * FROM a_in")
             con.execute("INSERT INTO personas BY NAME SELECT * FROM p_in")
+            if len(t):
+                con.execute("INSERT INTO transcripts BY NAME SELECT * FROM t_in")
             con.execute("INSERT INTO units_done VALUES (?, now())", [unit_id])
 
     def counts(self) -> dict[str, int]:

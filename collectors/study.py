@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from driftstats.log.schema import ArmKind, Role
 
-__all__ = ["AdjustmentSpec", "ArmSpec", "CandidateSpec", "DesignSpec", "ItemSpec", "ModelSpec", "PopulationSpec", "Study",
-           "StudyError", "load_study", "parse_study"]
+__all__ = ["AdjustmentSpec", "ArmSpec", "AssistantModelSpec", "CandidateSpec", "DesignSpec", "DialogueSpec", "ItemSpec",
+           "ModelSpec", "PopulationSpec", "Study", "StudyError", "load_study", "parse_study"]
 
 
 class StudyError(ValueError):
@@ -46,7 +46,15 @@ class PopulationSpec(_Strict):
 class ArmSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     kind: ArmKind = "treatment"
-    text: str = Field(min_length=1, description="the intervention the simulated user reads")
+    text: str | None = Field(None, min_length=1, description="the intervention the simulated user reads "
+                                                             "(required unless the study has a [dialogue])")
+    assistant: str | None = Field(None, min_length=1, description="in a dialogue study: the assistant's "
+                                                                  "instructions in this arm")
+
+    @property
+    def intervention(self) -> str:
+        """What the arm does to the simulated user: its text, or in a dialogue its assistant's instructions."""
+        return self.text if self.text is not None else (self.assistant or "")
 
 
 class ItemSpec(_Strict):
@@ -93,6 +101,60 @@ class ModelSpec(_Strict):
     def _url(self) -> ModelSpec:
         if self.backend == "http" and not self.url:
             raise ValueError("backend 'http' needs 'url', e.g. http://127.0.0.1:8000")
+        return self
+
+
+class AssistantModelSpec(_Strict):
+    """The assistant's own local model in a dialogue (default: the simulated user's model)."""
+
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-]+$",
+                             description="the assistant model's name in transcripts.model (default: the file name)")
+    path: str = Field(description="'gemma3-270m', 'smollm2-135m' or a GGUF path")
+    prompt_style: Literal["auto", "completion", "chat"] = "auto"
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = Field(None, ge=1, description="default: all cores")
+
+
+class DialogueSpec(_Strict):
+    """The intervention as a dialogue between an assistant (instructed per arm) and the simulated user."""
+
+    first: Literal["assistant", "user"] = Field("assistant", description="who speaks first")
+    max_turns: int = Field(ge=1, le=50, description="turns at most; in one turn each role speaks once")
+    user_stop: str | None = Field(None, min_length=1, description="a marker the simulated user may write to end "
+                                                                 "the dialogue (dialogue_end = 'user_stop')")
+    assistant_stop: str | None = Field(None, min_length=1, description="the assistant's own end marker "
+                                                                       "(dialogue_end = 'assistant_stop')")
+    max_tokens: int = Field(64, ge=1, le=2048, description="tokens per message at most")
+    temperature: float = Field(1.0, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    batch_size: int = Field(1, ge=1, le=64, description="units generated in lockstep in one llama.cpp batch "
+                                                        "(1: one at a time)")
+    assistant_model: AssistantModelSpec | None = Field(None, description="the assistant's model (default: the "
+                                                                         "simulated user's)")
+    user_label: str = Field("Respondent", min_length=1, pattern=r"^[^\n:]+$",
+                            description="the simulated user's name in completion-style transcripts")
+    assistant_label: str = Field("Assistant", min_length=1, pattern=r"^[^\n:]+$",
+                                 description="the assistant's name in completion-style transcripts")
+    intro: str = Field("\n\nBefore the interview, the respondent talked with an assistant:",
+                       description="introduces the dialogue in the simulated user's view (after the preamble)")
+    assistant_frame: str = Field(
+        "The following is a conversation between an assistant and a member of the public.\n"
+        "The assistant's instructions: {instructions}\n",
+        description="opens the assistant's view; {instructions} is the arm's assistant text")
+
+    @model_validator(mode="after")
+    def _markers(self) -> DialogueSpec:
+        for name in ("user_stop", "assistant_stop"):
+            v = getattr(self, name)
+            if v is not None and not v.strip():
+                raise ValueError(f"dialogue.{name} must not be blank: {v!r}")
+        if self.user_stop is not None and self.user_stop == self.assistant_stop:
+            raise ValueError("dialogue.user_stop and dialogue.assistant_stop must differ (the end reason is read "
+                             "from which role wrote its marker)")
+        if self.user_label == self.assistant_label:
+            raise ValueError(f"dialogue.user_label and dialogue.assistant_label must differ: {self.user_label!r}")
+        if "{instructions}" not in self.assistant_frame:
+            raise ValueError("dialogue.assistant_frame must contain {instructions}")
         return self
 
 
@@ -164,6 +226,7 @@ class Study(_Strict):
     models: list[ModelSpec] = Field(default_factory=list, description="several models: one run of the study each")
     design: DesignSpec
     adjustment: AdjustmentSpec | None = None
+    dialogue: DialogueSpec | None = Field(None, description="the intervention is a dialogue (see docs/study.md)")
     preamble: str = Field(
         "The following is an interview with a survey respondent.\n{persona}",
         description="opens every conversation; {persona} is the persona description")
@@ -184,6 +247,7 @@ class Study(_Strict):
         items = [i.name for i in self.items]
         if len(set(items)) != len(items):
             raise ValueError(f"item names must be distinct: {items}")
+        self._check_dialogue()
         for i in self.items:
             if i.role == "fidelity" and i.attribute not in self.population.specified:
                 raise ValueError(
@@ -200,6 +264,31 @@ class Study(_Strict):
         if self.adjustment is not None:
             self._check_adjustment(self.adjustment)
         return self
+
+    def _check_dialogue(self) -> None:
+        from driftstats.log.schema import DIALOGUE_END_ITEM, DIALOGUE_TURNS_ITEM
+
+        for k, a in enumerate(self.arms):
+            if self.dialogue is None and a.text is None:
+                raise ValueError(f"arms.{k}.text: arm {a.name!r} has no text (the intervention it reads); "
+                                 "give text, or add a [dialogue] section and the arm's assistant instructions")
+            if self.dialogue is None and a.assistant is not None:
+                raise ValueError(f"arms.{k}.assistant: arm {a.name!r} gives assistant instructions but the study "
+                                 "has no [dialogue] section: add one (max_turns at least)")
+            if self.dialogue is not None and a.assistant is None:
+                raise ValueError(f"arms.{k}.assistant: arm {a.name!r} needs the assistant's instructions in a "
+                                 "dialogue study (assistant = \"...\")")
+            if self.dialogue is not None and a.text is not None:
+                raise ValueError(f"arms.{k}.text: arm {a.name!r} is a dialogue (assistant = ...); its text would "
+                                 "never be shown: drop text")
+        if self.dialogue is None:
+            return
+        taken = sorted({i.name for i in self.items} & {DIALOGUE_TURNS_ITEM, DIALOGUE_END_ITEM})
+        if taken:
+            raise ValueError(f"items: {taken} are the names of the dialogue's own items (every dialogue unit "
+                             "carries them): rename the item")
+        if any(m.backend != "llama.cpp" for m in self.all_models):
+            raise ValueError("dialogue: generation runs in-process; every model needs backend = 'llama.cpp'")
 
     def _check_adjustment(self, adj: AdjustmentSpec) -> None:
         roles = {i.name: i.role for i in self.items}

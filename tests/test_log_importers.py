@@ -353,7 +353,8 @@ def test_read_log_imports_the_files_with_their_transcripts(fmt, files):
 
 def test_read_log_passes_importer_options_and_refuses_them_elsewhere(tmp_path):
     log = ds.read_log(TAU2, format="tau2", arm=["v1", "v2"], options={"control": "v2"})
-    assert log.arm_kind("v2") == "control" and log.arm_kind("v1") == "treatment"
+    assert log.arm_kind("v2") == "control"
+    assert log.arm_kind("v1") == "treatment"
     with pytest.raises(InvalidArgumentError, match="unknown option"):
         ds.read_log(TAU2, format="tau2", options={"colour": "red"})
     with pytest.raises(InvalidArgumentError, match="options= configures an importer format"):
@@ -382,7 +383,8 @@ def test_cli_audits_an_imported_file(tmp_path):
     run = subprocess.run([sys.executable, "-m", "driftstats.cli", "audit", *map(str, TAU2), "--format", "tau2",
                           "--report", str(out), "--n-perm", "99"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr + run.stdout
-    assert out.exists() and "The dialogues" in out.read_text()
+    assert out.exists()
+    assert "The dialogues" in out.read_text()
 
 
 def test_cli_refuses_several_files_without_an_importer_format(tmp_path):

@@ -8,8 +8,9 @@ its persona and the dialogue so far (:meth:`collectors.prompts.Prompts.user_view
 
 **Batched generation.** The units of a plan are cut, in plan order, into batches of
 ``dialogue.batch_size``; the messages of a batch are generated in lockstep in one multi-sequence
-llama.cpp batch (one KV sequence per (unit, role); every step decodes the next token of every unit
-still writing, with full logits for each). A unit's batch depends on its place in the plan, never on
+llama.cpp batch (one KV sequence per (unit, role), in one context per role with one KV buffer; every
+step decodes the next token of every unit still writing, with full logits for each). A prefix units
+share (a paired persona's preamble, an arm's instructions) is evaluated once and its KV cells copied. A unit's batch depends on its place in the plan, never on
 which units a resumed run still lacks, and each batch starts from an empty KV cache: a run and its
 resume write the same transcripts. Batched and one-at-a-time generation (``batch_size = 1``) are not
 bit-identical on quantized models (the arithmetic of a decode depends on the batch's shape); each

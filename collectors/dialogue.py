@@ -8,8 +8,9 @@ its persona and the dialogue so far (:meth:`collectors.prompts.Prompts.user_view
 
 **Batched generation.** The units of a plan are cut, in plan order, into batches of
 ``dialogue.batch_size``; the messages of a batch are generated in lockstep in one multi-sequence
-llama.cpp batch (one KV sequence per (unit, role); every step decodes the next token of every unit
-still writing, with full logits for each). A unit's batch depends on its place in the plan, never on
+llama.cpp batch (one KV sequence per (unit, role), in one context per role with one KV buffer; every
+step decodes the next token of every unit still writing, with full logits for each). A prefix units
+share (a paired persona's preamble, an arm's instructions) is evaluated once and its KV cells copied. A unit's batch depends on its place in the plan, never on
 which units a resumed run still lacks, and each batch starts from an empty KV cache: a run and its
 resume write the same transcripts. Batched and one-at-a-time generation (``batch_size = 1``) are not
 bit-identical on quantized models (the arithmetic of a decode depends on the batch's shape); each
@@ -76,25 +77,50 @@ def batches(units: Sequence[UnitPlan], size: int) -> list[tuple[UnitPlan, ...]]:
     return [tuple(units[i:i + size]) for i in range(0, len(units), size)]
 
 
+def _pick(w: np.ndarray, u: float) -> int:
+    """The index where the running sum of the weights ``w`` first exceeds ``u`` times their total (float64,
+    in blocks: the vocabulary-wide pass is a block sum, the running sum runs inside one block)."""
+    block = 512
+    pad = (-w.size) % block
+    wp = np.concatenate([w, np.zeros(pad, dtype=w.dtype)]) if pad else w
+    sums = np.cumsum(wp.reshape(-1, block).sum(axis=1, dtype=np.float64))
+    target = u * sums[-1]
+    b = min(int(np.searchsorted(sums, target, side="right")), sums.size - 1)
+    before = sums[b - 1] if b else 0.0
+    inner = np.cumsum(wp[b * block:(b + 1) * block], dtype=np.float64) + before
+    k = b * block + min(int(np.searchsorted(inner, target, side="right")), block - 1)
+    while w[min(k, w.size - 1)] == 0 and k > 0:  # never a zero-weight (padding or underflow) token
+        k -= 1
+    return min(k, w.size - 1)
+
+
 def sample_token(logits: np.ndarray, rng: np.random.Generator, temperature: float, top_p: float) -> int:
-    """One token from ``logits`` at ``temperature`` within the ``top_p`` nucleus (exact; one uniform draw)."""
+    """One token from ``logits`` at ``temperature`` within the ``top_p`` nucleus (exact; one uniform draw).
+
+    Runs once per generated token over the whole vocabulary (262,144 tokens for Gemma), so the
+    vocabulary-wide steps are float32 and linear-time; every sum is float64.
+    """
     if temperature == 0:
         return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    if top_p < 1.0:
-        # the nucleus holds the most probable tokens: search it among the tokens above a threshold when
-        # they already carry top_p of the mass (every token left out is less probable than all of them)
-        cand = np.flatnonzero(p >= p.max() * 1e-4)
-        if p[cand].sum() < top_p:
-            cand = np.arange(p.size)
-        order = cand[np.argsort(-p[cand], kind="stable")]
-        keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p) + 1)]
-        q = p[keep] / p[keep].sum()
-        return int(keep[min(int(np.searchsorted(np.cumsum(q), rng.random(), side="right")), keep.size - 1)])
-    cdf = np.cumsum(p)
-    return int(min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), p.size - 1))
+    z = np.asarray(logits, dtype=np.float32)
+    if temperature != 1.0:
+        z = z * np.float32(1.0 / temperature)
+    w = np.exp(z - z.max())  # unnormalised probabilities, max 1
+    if top_p >= 1.0:
+        return _pick(w, rng.random())
+    # the nucleus: the most probable tokens up to top_p of the mass. They lie among the k largest once those
+    # carry top_p of it (every other token is less probable than all of them); grow k until they do.
+    total = float(w.sum(dtype=np.float64))
+    k = 64
+    while True:
+        top = np.argpartition(w, -k)[-k:] if k < w.size else np.arange(w.size)
+        if k >= w.size or float(w[top].sum(dtype=np.float64)) >= top_p * total:
+            break
+        k *= 8
+    top = top[np.argsort(-w[top], kind="stable")]
+    cum = np.cumsum(w[top], dtype=np.float64) / total
+    keep = top[: int(np.searchsorted(cum, top_p) + 1)]
+    return int(keep[_pick(w[keep], rng.random())])
 
 
 class SeqGenerator:
@@ -115,7 +141,9 @@ class SeqGenerator:
         for name in ("n_batch", "n_ubatch", "n_threads", "n_threads_batch"):
             setattr(params, name, getattr(llm.context_params, name))
         params.n_seq_max = n_seq
-        params.kv_unified = False  # each sequence its own cache: attention never scans the others
+        # one KV buffer for every sequence: prefixes are shared by copying cells (seq_cp), and decode steps
+        # ran faster than with a stream per sequence in our measurements (see bench/dialogue.py)
+        params.kv_unified = True
         params.n_ctx = n_ctx_seq * n_seq
         if n_seq > llama_cpp.llama_max_parallel_sequences():
             raise StudyError(f"dialogue.batch_size: {n_seq} KV sequences exceed llama.cpp's maximum of "
@@ -132,6 +160,8 @@ class SeqGenerator:
         self.cached: list[list[int]] = [[] for _ in range(self.n_seq)]
         self.decoded_tokens = 0
         self.decode_calls = 0
+        self.shared_tokens = 0  # prefix tokens copied from another sequence instead of evaluated
+        self.share_min = 16  # copy a prefix only when it saves at least this many tokens
 
     def clear(self) -> None:
         """Empty every sequence (each batch of units starts from an empty cache)."""
@@ -139,25 +169,53 @@ class SeqGenerator:
         self.cached = [[] for _ in range(self.n_seq)]
 
     def logits(self, wants: Mapping[int, list[int]]) -> dict[int, np.ndarray]:
-        """Next-token logits after ``wants[seq]`` for every sequence ``seq`` (in one batch)."""
+        """Next-token logits after ``wants[seq]`` for every sequence ``seq`` (in one batch).
+
+        A sequence with a long run of new tokens (a message's first view) first copies the longest
+        prefix another sequence holds or evaluates in this call (paired personas share their preamble,
+        units of an arm their instructions): a copy of KV cells, not a second evaluation.
+        """
         lc = self._llama_cpp
-        todo: list[tuple[int, int, list[int]]] = []  # (seq, first new position, new tokens)
-        for seq in sorted(wants):
+        order = sorted(wants)
+        first: list[tuple[int, int, list[int]]] = []  # (seq, first new position, new tokens)
+        second: list[tuple[int, int, list[int]]] = []  # the same, after copying a prefix from another sequence
+        copies: list[tuple[int, int, int]] = []  # (source, destination, shared length)
+        in_first: set[int] = set()
+        for seq in order:
             want = wants[seq]
             if len(want) > self.n_ctx_seq:
                 raise StudyError(f"a dialogue view of {len(want)} tokens exceeds the context of "
                                  f"{self.n_ctx_seq} tokens per sequence; raise model.n_ctx")
-            old = self.cached[seq]
-            lcp = 0
-            for a, b in zip(old, want, strict=False):
-                if a != b:
-                    break
-                lcp += 1
-            lcp = min(lcp, len(want) - 1)  # at least the last token: its logits are needed
-            if lcp < len(old):
-                lc.llama_memory_seq_rm(self.mem, seq, lcp, -1)
-            todo.append((seq, lcp, want[lcp:]))
-            self.cached[seq] = list(want)
+            own = min(_lcp(self.cached[seq], want), len(want) - 1)  # at least the last token: its logits
+            src, shared = None, own
+            if len(want) - own >= self.share_min:
+                for other in range(self.n_seq):
+                    if other == seq or (other in wants and other not in in_first):
+                        continue
+                    held = wants[other] if other in in_first else self.cached[other]
+                    k = min(_lcp(held, want), len(want) - 1)
+                    if k >= shared + self.share_min:
+                        src, shared = other, k
+            if src is None:
+                if own < len(self.cached[seq]):
+                    lc.llama_memory_seq_rm(self.mem, seq, own, -1)
+                first.append((seq, own, want[own:]))
+                in_first.add(seq)
+            else:
+                lc.llama_memory_seq_rm(self.mem, seq, 0, -1)
+                copies.append((src, seq, shared))
+                second.append((seq, shared, want[shared:]))
+        out = self._decode(first)
+        for src, dst, k in copies:
+            lc.llama_memory_seq_cp(self.mem, src, dst, 0, k)
+        self.shared_tokens += sum(k for _, _, k in copies)
+        out.update(self._decode(second))
+        for seq in order:
+            self.cached[seq] = list(wants[seq])
+        return out
+
+    def _decode(self, todo: list[tuple[int, int, list[int]]]) -> dict[int, np.ndarray]:
+        lc = self._llama_cpp
         out: dict[int, np.ndarray] = {}
         b = self.batch.batch
         n = 0
@@ -181,6 +239,15 @@ class SeqGenerator:
                                                    shape=(self.n_vocab,)).copy()
                 n, last = 0, []
         return out
+
+
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 @dataclass

@@ -504,3 +504,22 @@ def test_the_adjustment_loop_runs_dialogue_arms(tmp_path, gemma) -> None:
     i1 = t[t["unit_id"].str.contains("-i1-")]["seed"]
     assert not set(i0) & set(i1)
     _check_chains(t, a)
+
+
+def test_message_sampler_draws_from_the_nucleus_at_temperature() -> None:
+    """The message sampler's frequencies match softmax(logits / T) restricted to the top_p nucleus."""
+    from collectors.dialogue import sample_token
+
+    rng = np.random.default_rng(0)
+    p = np.array([0.5, 0.3, 0.15, 0.05])
+    logits = np.full(3000, -60.0, dtype=np.float32)  # a vocabulary wider than one block of the sampler
+    where = [7, 1500, 2999, 600]
+    logits[where] = np.log(p)
+    n = 20000
+    for temperature, top_p, want in ((1.0, 1.0, p), (1.0, 0.8, np.array([0.625, 0.375, 0, 0])),
+                                     (2.0, 1.0, np.sqrt(p) / np.sqrt(p).sum())):
+        counts = np.bincount([sample_token(logits, rng, temperature, top_p) for _ in range(n)], minlength=3000)
+        assert counts.sum() == counts[where].sum()
+        got = counts[where] / n
+        assert np.abs(got - want).max() < 4 * np.sqrt(0.25 / n), (temperature, top_p, got, want)
+    assert sample_token(logits, rng, 0.0, 1.0) == 7

@@ -24,7 +24,8 @@ PYTHON312 := $(shell for c in python3.12 $$(pyenv root 2>/dev/null)/versions/3.1
 
 help:
 	@echo "make audit   - set up (first run builds llama.cpp, ~7 min) and audit $(LOG) -> $(REPORT)"
-	@echo "               and the adjustment study $(ADJUST_LOG) -> $(ADJUST_REPORT)"
+	@echo "               the adjustment study $(ADJUST_LOG) -> $(ADJUST_REPORT)"
+	@echo "               and the dialogue study $(DIALOGUE_LOG) -> $(DIALOGUE_REPORT)"
 	@echo "make test    - set up and run the full test suite"
 	@echo "make data    - regenerate the shipped log with the collector (long)"
 	@echo "make data-adjust - regenerate the shipped adjustment study (both embedded models)"
@@ -54,10 +55,13 @@ setup: $(STAMP)
 
 ADJUST_LOG    ?= data/anes_tax_adjust.duckdb
 ADJUST_REPORT ?= audit_adjustment.html
+DIALOGUE_LOG    ?= data/anes_tax_dialogue.duckdb
+DIALOGUE_REPORT ?= audit_dialogue.html
 
 audit: setup
 	$(VENV)/bin/driftstats audit $(LOG) --report $(REPORT)
 	$(VENV)/bin/driftstats audit $(ADJUST_LOG) --mode dist --report $(ADJUST_REPORT)
+	$(VENV)/bin/driftstats audit $(DIALOGUE_LOG) --report $(DIALOGUE_REPORT)
 
 # Headless Chromium for the report's browser test (Debian package).
 browser:

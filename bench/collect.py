@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collectors.backends.llama import LlamaBackend, resolve_model_path
+from collectors.backends.llama import LlamaBackend, prefill_rate, resolve_model_path
 from collectors.plan import persona_rows, plan_iteration
 from collectors.population import load_population
 from collectors.prompts import Prompts
@@ -32,19 +32,6 @@ from collectors.runner import run_study
 from collectors.study import load_study
 
 STUDY = Path(__file__).parents[1] / "collectors" / "studies" / "anes_tax.toml"
-
-
-def prefill_rate(backend: LlamaBackend) -> float:
-    text = " ".join(["The respondent read the notice about the library opening hours and answered."] * 40)
-    toks = backend.tokenize(text, bos=True)[:512]
-    best = 0.0
-    for _ in range(3):
-        backend.reset()
-        t = time.perf_counter()
-        backend.logits_after(toks)
-        best = max(best, len(toks) / (time.perf_counter() - t))
-    backend.reset()
-    return best
 
 
 def branch_strategies(backend: LlamaBackend, prefix_tokens: int = 160, item_tokens: int = 45,

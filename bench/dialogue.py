@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
-from collectors.backends.llama import LlamaBackend, resolve_model_path
+from collectors.backends.llama import LlamaBackend, prefill_rate, resolve_model_path
 from collectors.dialogue import DialogueRun, batches
 from collectors.plan import persona_rows, plan_iteration
 from collectors.population import load_population
@@ -35,19 +34,6 @@ from collectors.prompts import Prompts
 from collectors.study import load_study
 
 STUDY = Path(__file__).parents[1] / "collectors" / "studies" / "anes_tax_dialogue.toml"
-
-
-def prefill_rate(backend: LlamaBackend) -> float:
-    text = " ".join(["The respondent talked with the assistant about the library opening hours and answered."] * 40)
-    toks = backend.tokenize(text, bos=True)[:512]
-    best = 0.0
-    for _ in range(3):
-        backend.reset()
-        t = time.perf_counter()
-        backend.logits_after(toks)
-        best = max(best, len(toks) / (time.perf_counter() - t))
-    backend.reset()
-    return best
 
 
 def generate(study, backend: LlamaBackend, model_path: str, batch_size: int) -> tuple[int, float, int]:

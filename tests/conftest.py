@@ -106,3 +106,11 @@ def shared_path(*parts: str):
         if path.exists():
             return path
     raise FileNotFoundError(f"{'/'.join(parts)} not found under {[str(c) for c in candidates]}; set DRIFTSTATS_SHARED")
+
+
+def headless_chromium(playwright):
+    """Debian's chromium, headless and offline, launched through playwright (the report's browser tests)."""
+    return playwright.chromium.launch(
+        executable_path=require_program("chromium", "chromium-browser", hint="make browser installs Debian's chromium"),
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run"])

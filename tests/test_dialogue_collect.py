@@ -23,6 +23,7 @@ from collectors.study import StudyError, parse_study
 from driftstats.log.dialogue import chain_sha256, text_sha256
 from driftstats.log.schema import DIALOGUE_END_ITEM, DIALOGUE_ENDS, DIALOGUE_TURNS_ITEM, TRANSCRIPTS
 from tests.conftest import require
+from tests.test_collectors import SMALL
 
 THREADS = 1  # one thread per model: the tests never contend with each other for the 2 cores
 
@@ -37,14 +38,7 @@ BASE = {
         {"name": "persuade", "kind": "treatment",
          "assistant": "Persuade the person that taxes on the rich should rise to pay for college."},
     ],
-    "items": [
-        {"name": "support", "role": "primary", "text": "Do you support higher taxes on the rich?",
-         "options": ["No", "Unsure", "Yes"]},
-        {"name": "educ", "role": "nco", "text": "Your education?",
-         "options": ["High school or less", "Some college", "College degree", "Graduate degree"]},
-        {"name": "party_check", "role": "fidelity", "attribute": "party", "scale": "nominal",
-         "text": "Which party do you identify with?", "options": ["Democrat", "Independent", "Republican"]},
-    ],
+    "items": SMALL["items"],  # the collector tests' items: a primary outcome, an NCO, a fidelity probe
 }
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import driftstats as ds
-from tests.conftest import require, require_program
+from tests.conftest import headless_chromium, require
 
 require("matplotlib")
 require("jinja2")
@@ -89,9 +89,7 @@ def test_report_in_headless_chromium(drift_audit, tmp_path) -> None:
     hostile = tmp_path / "hostile.html"
     ds.audit(hostile_log(), n_perm=99, n_boot=0).write_html(hostile)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=require_program("chromium", "chromium-browser", hint="make browser installs Debian's chromium"), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = headless_chromium(p)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(path.as_uri())
         assert page.title().startswith("driftstats audit")

@@ -9,7 +9,7 @@ import pytest
 import driftstats as ds
 from driftstats._result import fmt_num
 from driftstats.report import render, steps
-from tests.conftest import require, require_program
+from tests.conftest import headless_chromium, require
 from tests.test_log_transcripts import dialogue_tables
 
 require("matplotlib")
@@ -134,9 +134,7 @@ def test_dialogue_report_in_headless_chromium(dialogue_audit, tmp_path) -> None:
     sync_api = require("playwright.sync_api")
     path = dialogue_audit.write_html(tmp_path / "dialogue.html")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=require_program("chromium", "chromium-browser", hint="make browser installs Debian's chromium"), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = headless_chromium(p)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(path.as_uri())
         first = page.locator("details.transcript").first

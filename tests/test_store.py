@@ -402,3 +402,34 @@ def test_a_store_in_a_new_directory(tmp_path, server) -> None:
     summary = run_study(parse_study(study), out, base_dir=tmp_path)
     assert summary.units_run == 2
     assert sorted(p.name for p in out.parent.iterdir()) == ["runs.duckdb"]
+
+
+def test_a_store_written_before_a_column_joined_the_schema_resumes(tmp_path) -> None:
+    """An in-progress store from before ``answers.dialogue_sha256`` existed gains the column on resume."""
+    path = tmp_path / "old.duckdb"
+    Store(path, study_name="s", study_hash="h").close()
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE answers DROP COLUMN dialogue_sha256")
+    con.execute("DROP TABLE transcripts")
+    con.close()
+    Store(path, study_name="s", study_hash="h").close()
+    con = duckdb.connect(str(path), read_only=True)
+    cols = {r[0] for r in con.execute("DESCRIBE answers").fetchall()}
+    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    con.close()
+    assert "dialogue_sha256" in cols
+    assert "transcripts" in tables
+
+
+@pytest.mark.parametrize("name", ["anes_tax_adjust", "anes_tax_dialogue"])
+def test_the_study_hash_of_a_shipped_store_is_stable(name) -> None:
+    """The hash a shipped store records is the one today's collector computes for its study file, so
+    adding study fields (e.g. the dialogue section) never stops an older store from resuming."""
+    from collectors.runner import study_hash
+    from collectors.study import load_study
+
+    root = Path(__file__).parents[1]
+    con = duckdb.connect(str(root / "data" / f"{name}.duckdb"), read_only=True)
+    recorded = con.execute("SELECT value FROM meta WHERE key = 'study_hash'").fetchone()[0]
+    con.close()
+    assert study_hash(load_study(root / "collectors" / "studies" / f"{name}.toml")) == recorded
